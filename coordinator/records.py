@@ -1,0 +1,100 @@
+"""Immutable records returned by the coordinator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class WorkerStatus(str, Enum):
+    """Where a worker stands: taking work, declared dead by a reaper, or gone on purpose."""
+
+    ACTIVE = "active"
+    DEAD = "dead"
+    RETIRED = "retired"
+
+
+class FileState(str, Enum):
+    """Where a file stands: owed to its owner, cached by it, waiting for a live worker, or given up on."""
+
+    PENDING = "pending"
+    CACHED = "cached"
+    ORPHANED = "orphaned"
+    FAILED = "failed"
+
+
+class MoveReason(str, Enum):
+    """Why a file changed owner."""
+
+    WORKER_DEAD = "worker_dead"  # a reap found its owner silent past the timeout
+    WORKER_RETIRED = "worker_retired"  # its owner left on purpose
+    ORPHAN_PLACED = "orphan_placed"  # it waited for a live worker and one came
+    REDISTRIBUTED = "redistributed"  # redistribute_from_dead_worker moved it by name
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """One row of the workers table."""
+
+    worker_id: str
+    status: WorkerStatus
+    incarnation: int
+    registered_at: float
+    last_heartbeat: float
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One assigned file: its owner (None while parked as an orphan), state and fencing epoch."""
+
+    file_id: str
+    worker_id: str | None
+    state: FileState
+    epoch: int
+    assigned_at: float
+    updated_at: float
+    size: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a heartbeat found: revived is True when the worker had been declared dead and lost its files."""
+
+    worker_id: str
+    incarnation: int
+    revived: bool
+
+
+@dataclass(frozen=True)
+class Move:
+    """One file changing owner; to_worker is None when it was parked for lack of a live worker."""
+
+    file_id: str
+    from_worker: str | None
+    to_worker: str | None
+    epoch: int
+    reason: MoveReason
+
+
+@dataclass(frozen=True)
+class ReapReport:
+    """What one reap did: the workers it declared dead and every file it moved or parked."""
+
+    declared_dead: list[str] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)
+
+    @property
+    def parked(self) -> list[str]:
+        """Ids of the files left as orphans because no worker was live."""
+        return [m.file_id for m in self.moves if m.to_worker is None]
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A cache_file message owed to a file's owner (the outbox)."""
+
+    file_id: str
+    worker_id: str
+    epoch: int
