@@ -1,0 +1,145 @@
+"""Real `celery -A tasks` worker and beat processes on this machine, for the end-to-end tests and the demo."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from coordinator import WorkerCoordinator
+
+
+class LocalCluster:
+    """Starts workers and beat as subprocesses, each in a process group of its own, and kills them all on stop."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        broker_url: str | None = None,
+        heartbeat_timeout: float = 2.0,
+        heartbeat_interval: float = 0.5,
+        reap_interval: float = 0.5,
+        concurrency: int = 2,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.home = Path(home).absolute()
+        self.source_dir = self.home / "source"
+        self.cache_dir = self.home / "cache"
+        self.logs = self.home / "logs"
+        self.concurrency = concurrency
+        for folder in (self.source_dir, self.cache_dir, self.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "COORDINATOR_HOME": str(self.home),
+            "COORDINATOR_SOURCE_DIR": str(self.source_dir),
+            "COORDINATOR_CACHE_DIR": str(self.cache_dir),
+            "COORDINATOR_HEARTBEAT_TIMEOUT": str(heartbeat_timeout),
+            "COORDINATOR_HEARTBEAT_INTERVAL": str(heartbeat_interval),
+            "COORDINATOR_REAP_INTERVAL": str(reap_interval),
+            **(env or {}),
+        }
+        if broker_url:
+            self.env["CELERY_BROKER_URL"] = broker_url
+        self.db_path = self.env.setdefault("COORDINATOR_DB", str(self.home / "state.db"))
+        self.coordinator = WorkerCoordinator(self.db_path, heartbeat_timeout)
+        self.processes: dict[str, subprocess.Popen] = {}  # the latest process of each name
+        self._started: list[subprocess.Popen] = []
+        self.host = socket.gethostname()
+
+    def node(self, name: str) -> str:
+        """The Celery node name, and so the coordinator's worker id, of the worker called name."""
+        return f"{name}@{self.host}"
+
+    def _spawn(self, name: str, *arguments: str) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it from here
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks", *arguments],
+            cwd=self.home,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.processes[name] = process
+        self._started.append(process)
+        return process
+
+    def start_worker(self, name: str, *, wait: float = 30.0) -> str:
+        """Start a worker and wait until it has registered; returns its worker id."""
+        started = time.time()
+        node = self.node(name)
+        self._spawn(
+            name,
+            "worker",
+            "-n",
+            node,
+            "-c",
+            str(self.concurrency),
+            "-l",
+            "info",
+            "--without-mingle",
+            "--without-gossip",
+        )
+
+        def registered() -> bool:
+            workers = {w.worker_id: w for w in self.coordinator.list_workers()}
+            return node in workers and workers[node].registered_at >= started
+
+        self.wait_until(registered, wait, f"worker {node} to register", watch=name)
+        return node
+
+    def start_beat(self) -> None:
+        """Start celery beat, which schedules reap_dead_workers."""
+        self._spawn("beat", "beat", "-s", str(self.home / "beat-schedule"), "-l", "info")
+
+    def assign(self, file_ids: Iterable[str]) -> None:
+        """Enqueue the files through tasks.assign, from a separate process as a user's script would."""
+        script = "import sys, tasks\nfor file_id in sys.argv[1:]:\n    tasks.assign(file_id)\n"
+        subprocess.run([sys.executable, "-c", script, *file_ids], cwd=self.home, env=self.env, check=True)
+
+    def signal(self, name: str, signum: int, *, group: bool = True) -> None:
+        """Send signum to the process (group=False) or to its whole process group, pool children included."""
+        process = self.processes[name]
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+
+    def alive(self, name: str) -> bool:
+        """Whether the main process of name still runs."""
+        return self.processes[name].poll() is None
+
+    def wait_until(
+        self, condition: Callable[[], bool], timeout: float, what: str, *, watch: str | None = None
+    ) -> float:
+        """Poll condition until it holds; returns the seconds it took, or raises TimeoutError naming what."""
+        started = time.monotonic()
+        while not condition():
+            if watch is not None and not self.alive(watch):
+                raise RuntimeError(f"{watch} exited while waiting for {what}:\n{self.log(watch)[-3000:]}")
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"waited {timeout:g} s for {what}")
+            time.sleep(0.05)
+        return time.monotonic() - started
+
+    def log(self, name: str) -> str:
+        """What the process called name has printed so far."""
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGKILL every process group started here and reap them."""
+        for process in self._started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        for process in self._started:
+            process.wait(timeout=30)

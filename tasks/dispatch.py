@@ -1,0 +1,63 @@
+"""Sending cache_file to the owner's own queue: assign(), and draining the outbox the coordinator keeps."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from celery import Celery
+from celery.utils.nodenames import worker_direct
+
+from coordinator import Dispatch, FileState
+
+from .state import coordinator_of
+
+logger = logging.getLogger(__name__)
+
+# A cache_file message not consumed within this many seconds expires, and the outbox owes it again: a message
+# stuck in a queue nobody reads costs one expiry, never the file.
+DISPATCH_EXPIRES = 60.0
+BATCH = 500
+
+
+def send(app: Celery, dispatches: Sequence[Dispatch]) -> None:
+    """Publish cache_file for each dispatch to its worker's direct queue, then record them as sent."""
+    if not dispatches:
+        return
+    with app.producer_or_acquire() as producer:
+        for d in dispatches:
+            app.send_task(
+                "tasks.cache_file",
+                args=(d.file_id, d.worker_id, d.epoch),
+                queue=worker_direct(d.worker_id),
+                expires=DISPATCH_EXPIRES,
+                producer=producer,
+            )
+    coordinator_of(app).mark_dispatched(dispatches)
+
+
+def send_owed(app: Celery) -> int:
+    """Send every message the outbox owes (never sent, or sent DISPATCH_EXPIRES ago); returns how many."""
+    coordinator, sent = coordinator_of(app), 0
+    while owed := coordinator.owed_dispatches(resend_after=DISPATCH_EXPIRES, limit=BATCH):
+        send(app, owed)
+        sent += len(owed)
+        if len(owed) < BATCH:
+            break
+    return sent
+
+
+def assign(
+    file_id: str, worker_id: str | None = None, *, reassign: bool = False, app: Celery | None = None
+) -> str | None:
+    """Assign the file (to the least-loaded live worker by default) and send it cache_file.
+
+    Returns the owner's id, or None when no worker is live: the file is then parked and placed on the first
+    worker that comes. app defaults to tasks.app.
+    """
+    if app is None:
+        from tasks import app
+    record = coordinator_of(app).assign(file_id, worker_id, reassign=reassign)
+    if record.state is FileState.PENDING:
+        send(app, [Dispatch(record.file_id, record.worker_id, record.epoch)])
+    return record.worker_id

@@ -1,0 +1,23 @@
+import pytest
+from celery.app.trace import setup_worker_optimizations
+from celery.contrib.testing.worker import test_worker_started
+
+from tasks import signals
+
+TEST_WORKER = "tester@localhost"
+
+
+@pytest.fixture
+def celery_worker_parameters(celery_app):
+    """Tell the tracer the test worker's node name before it starts, as `celery worker` does for itself.
+
+    Without it, task.request.hostname in the in-process worker is the bare host name, not the node name.
+    """
+    setup_worker_optimizations(celery_app, TEST_WORKER)
+    return {"hostname": TEST_WORKER}
+
+
+@test_worker_started.connect
+def join_like_a_real_worker(sender, worker, consumer, **_):
+    """The in-process test worker sends test_worker_started where `celery worker` sends worker_ready."""
+    signals.join_cluster(sender=consumer)
