@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -12,7 +14,9 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from coordinator import WorkerCoordinator
+from coordinator import FileState, WorkerCoordinator
+
+SAMPLE_SIZES = (0, 1, 100, 4096, 70_000, 300_000)
 
 
 class LocalCluster:
@@ -101,6 +105,31 @@ class LocalCluster:
     def start_beat(self) -> None:
         """Start celery beat, which schedules reap_dead_workers."""
         self._spawn("beat", "beat", "-s", str(self.home / "beat-schedule"), "-l", "info")
+
+    def make_sample_files(self, count: int, *, prefix: str = "batch/file-", seed: int = 7) -> dict[str, str]:
+        """Write count source files of mixed sizes; returns their sha256 by file id."""
+        rng = random.Random(seed)
+        files = {}
+        for i in range(count):
+            file_id = f"{prefix}{i:04}.bin"
+            data = rng.randbytes(rng.choice(SAMPLE_SIZES))
+            path = self.source_dir / file_id
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            files[file_id] = hashlib.sha256(data).hexdigest()
+        return files
+
+    def all_cached_on(self, file_ids: Iterable[str], worker_ids: set[str]) -> bool:
+        """Whether every file is cached by one of worker_ids, by the state."""
+        for file_id in file_ids:
+            record = self.coordinator.get_file(file_id)
+            if record.state is not FileState.CACHED or record.worker_id not in worker_ids:
+                return False
+        return True
+
+    def busiest(self, names: Iterable[str]) -> str:
+        """The name of the worker among names that owns the most files."""
+        return max(names, key=lambda n: len(self.coordinator.get_worker_assignments(self.node(n))))
 
     def assign(self, file_ids: Iterable[str]) -> None:
         """Enqueue the files through tasks.assign, from a separate process as a user's script would."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import signal
 import socket
 import uuid
@@ -52,13 +51,7 @@ def cluster(request, tmp_path):
     )
     (tmp_path / "faults").mkdir()
     cluster.faults = tmp_path / "faults"
-    rng = random.Random(7)
-    cluster.files = {}
-    for i in range(FILES):
-        data = rng.randbytes(rng.choice([0, 1, 100, 4096, 70_000, 300_000]))
-        (cluster.source_dir / f"batch/file-{i:03}.bin").parent.mkdir(exist_ok=True)
-        (cluster.source_dir / f"batch/file-{i:03}.bin").write_bytes(data)
-        cluster.files[f"batch/file-{i:03}.bin"] = hashlib.sha256(data).hexdigest()
+    cluster.files = cluster.make_sample_files(FILES)
     # Worker names are unique per test, so a shared Redis or RabbitMQ holds no queue of an earlier test.
     suffix = uuid.uuid4().hex[:6]
     cluster.names = [f"w{i}-{suffix}" for i in (1, 2, 3)]
@@ -76,11 +69,7 @@ def owner_of(cluster: LocalCluster, file_id: str) -> str | None:
 
 
 def all_cached_on(cluster: LocalCluster, nodes: set[str]) -> bool:
-    for file_id in cluster.files:
-        record = cluster.coordinator.get_file(file_id)
-        if record.state is not FileState.CACHED or record.worker_id not in nodes:
-            return False
-    return True
+    return cluster.all_cached_on(cluster.files, nodes)
 
 
 def assign_all_and_wait(cluster: LocalCluster) -> None:
@@ -90,7 +79,7 @@ def assign_all_and_wait(cluster: LocalCluster) -> None:
 
 
 def busiest(cluster: LocalCluster) -> str:
-    return max(cluster.names, key=lambda n: len(cluster.coordinator.get_worker_assignments(cluster.node(n))))
+    return cluster.busiest(cluster.names)
 
 
 def assert_every_file_cached_once_with_its_bytes(cluster: LocalCluster, nodes: set[str]) -> None:
@@ -110,6 +99,11 @@ def survivors(cluster: LocalCluster, victim: str) -> set[str]:
     return {cluster.node(n) for n in cluster.names if n != victim}
 
 
+def stranded_messages(cluster: LocalCluster, node: str) -> list[str]:
+    """Messages waiting in node's own queue on the filesystem broker."""
+    return [p.name for p in (cluster.home / "broker/messages").iterdir() if p.name.endswith(f".{node}.dq2.msg")]
+
+
 def test_kill_9_of_a_worker_recaches_its_files_on_live_workers(cluster):
     assign_all_and_wait(cluster)
     victim = busiest(cluster)
@@ -124,6 +118,29 @@ def test_kill_9_of_a_worker_recaches_its_files_on_live_workers(cluster):
     assert cluster.coordinator.get_worker(cluster.node(victim)).status is WorkerStatus.DEAD
     assert all(cluster.coordinator.get_file(f).epoch == 2 for f in held)
     assert_every_file_cached_once_with_its_bytes(cluster, survivors(cluster, victim))
+
+
+def test_files_sent_to_a_worker_that_just_died_are_recovered_and_its_queue_emptied(cluster):
+    assign_all_and_wait(cluster)
+    victim = cluster.names[0]
+    cluster.signal(victim, signal.SIGKILL)
+    more = {}
+    for i in range(30):  # the victim still looks alive for a while, so some of these are sent to its queue
+        data = f"late file {i}".encode()
+        (cluster.source_dir / f"late-{i}").write_bytes(data)
+        more[f"late-{i}"] = hashlib.sha256(data).hexdigest()
+    cluster.assign(more)
+    cluster.files.update(more)
+    sent_to_victim = [
+        f for f in more if cluster.coordinator.get_file(f).epoch == 1 and owner_of(cluster, f) == cluster.node(victim)
+    ]
+
+    cluster.wait_until(lambda: all_cached_on(cluster, survivors(cluster, victim)), RECOVERY_BUDGET, "recovery")
+
+    assert sent_to_victim, "no file was sent to the dead worker's queue; the test proves nothing"
+    assert_every_file_cached_once_with_its_bytes(cluster, survivors(cluster, victim))
+    if cluster.env.get("CELERY_BROKER_URL") is None:
+        assert stranded_messages(cluster, cluster.node(victim)) == [], "the dead worker's queue was not purged"
 
 
 def test_sigterm_retires_a_worker_and_moves_its_files_without_waiting_for_the_timeout(cluster):
