@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # Installed only when pyproject.toml changes, so repeated runs start at once.
 STAMP := $(VENV)/.installed
 
-.PHONY: test install lint bench
+.PHONY: demo test install lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/coordinator demo $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

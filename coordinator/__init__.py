@@ -15,6 +15,7 @@ from .errors import (
 )
 from .records import (
     Dispatch,
+    FileCount,
     FileRecord,
     FileState,
     Heartbeat,
@@ -30,6 +31,7 @@ __all__ = [
     "CoordinatorError",
     "Dispatch",
     "FencedError",
+    "FileCount",
     "FileRecord",
     "FileState",
     "Heartbeat",

@@ -22,6 +22,7 @@ from .errors import (
 from .placement import place
 from .records import (
     Dispatch,
+    FileCount,
     FileRecord,
     FileState,
     Heartbeat,
@@ -66,9 +67,9 @@ def _check_epoch(epoch: object) -> int:
     return epoch
 
 
-def _worker(row: sqlite3.Row | tuple) -> WorkerRecord:
-    worker_id, status, incarnation, registered_at, last_heartbeat = row
-    return WorkerRecord(worker_id, WorkerStatus(status), incarnation, registered_at, last_heartbeat)
+def _worker(row: tuple) -> WorkerRecord:
+    worker_id, status, *rest = row
+    return WorkerRecord(worker_id, WorkerStatus(status), *rest)
 
 
 def _file(row: tuple) -> FileRecord:
@@ -286,6 +287,24 @@ class WorkerCoordinator:
     def list_workers(self) -> list[WorkerRecord]:
         """Every worker ever registered, by id."""
         return self._store.read(lambda conn: [_worker(r) for r in conn.execute(Q["list_workers"])])
+
+    def list_files(self, *, worker_id: str | None = None, state: FileState | str | None = None) -> list[FileRecord]:
+        """The assigned files in assignment order, optionally only one worker's or one state's."""
+        if worker_id is not None:
+            _check_id("worker", worker_id, MAX_WORKER_ID_LENGTH)
+        if state is not None:
+            try:
+                state = FileState(state).value
+            except ValueError:
+                known = ", ".join(s.value for s in FileState)
+                raise InvalidArgumentError(f"unknown file state {state!r} (known: {known})") from None
+        params = {"worker_id": worker_id, "state": state}
+        return self._store.read(lambda conn: [_file(r) for r in conn.execute(Q["list_files"], params)])
+
+    def count_files(self) -> list[FileCount]:
+        """File counts by owner and state, with how many changes of owner they went through."""
+        rows = self._store.read(lambda conn: conn.execute(Q["count_files"]).fetchall())
+        return [FileCount(worker_id, FileState(state), files, moves) for worker_id, state, files, moves in rows]
 
     def owed_dispatches(self, *, resend_after: float, limit: int = 1000) -> list[Dispatch]:
         """The outbox: pending files whose message to an active owner was never sent, or sent resend_after s ago."""

@@ -41,6 +41,17 @@ class WorkerRecord:
     incarnation: int
     registered_at: float
     last_heartbeat: float
+    status_changed_at: float
+
+
+@dataclass(frozen=True)
+class FileCount:
+    """How many files one worker (None: parked) has in one state, and how often they changed owner."""
+
+    worker_id: str | None
+    state: FileState
+    files: int
+    moves: int
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,10 @@ class LocalCluster:
         self.concurrency = concurrency
         for folder in (self.source_dir, self.cache_dir, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
+        # Settings inherited from the caller's environment would override the ones given here.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("COORDINATOR_", "CELERY_"))}
         self.env = {
-            **os.environ,
+            **inherited,
             "COORDINATOR_HOME": str(self.home),
             "COORDINATOR_SOURCE_DIR": str(self.source_dir),
             "COORDINATOR_CACHE_DIR": str(self.cache_dir),

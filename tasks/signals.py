@@ -13,8 +13,7 @@ from celery.signals import heartbeat_sent, worker_init, worker_ready, worker_shu
 from coordinator import CoordinatorError, WorkerNotActiveError
 
 from .caching import prune_cache
-from .dispatch import send_owed
-from .reaper import purge_direct_queues, reap_and_send
+from .reaper import reap_and_send, retire_and_send
 from .state import coordinator_of
 
 logger = logging.getLogger(__name__)
@@ -99,8 +98,8 @@ def join_cluster(sender, **_) -> None:
     prune_cache(app, worker_id)
     _writer = HeartbeatWriter(app, worker_id)
     _writer.start()
-    report = reap_and_send(app)
-    logger.info("worker %s registered; %d files placed by the first reap", worker_id, report["moved"])
+    report, _ = reap_and_send(app)
+    logger.info("worker %s registered; %d files placed by the first reap", worker_id, len(report.moves))
 
 
 @heartbeat_sent.connect
@@ -118,8 +117,5 @@ def leave_cluster(sender, **_) -> None:
         return
     writer, _writer = _writer, None
     writer.stop()
-    app = writer.app
-    moves = coordinator_of(app).retire_worker(writer.worker_id)
-    purge_direct_queues(app, [writer.worker_id])
-    send_owed(app)
+    moves = retire_and_send(writer.app, writer.worker_id)
     logger.info("worker %s retired; %d files moved", writer.worker_id, len(moves))

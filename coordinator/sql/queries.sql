@@ -9,11 +9,11 @@ ON CONFLICT (worker_id) DO UPDATE SET
 RETURNING incarnation;
 
 -- name: get_worker
-SELECT worker_id, status, incarnation, registered_at, last_heartbeat
+SELECT worker_id, status, incarnation, registered_at, last_heartbeat, status_changed_at
 FROM workers WHERE worker_id = :worker_id;
 
 -- name: list_workers
-SELECT worker_id, status, incarnation, registered_at, last_heartbeat
+SELECT worker_id, status, incarnation, registered_at, last_heartbeat, status_changed_at
 FROM workers ORDER BY worker_id;
 
 -- name: beat_active_worker
@@ -72,6 +72,15 @@ FROM assignments WHERE file_id = :file_id;
 -- name: insert_file
 INSERT INTO assignments (file_id, worker_id, state, epoch, assigned_at, updated_at)
 VALUES (:file_id, :worker_id, CASE WHEN :worker_id IS NULL THEN 'orphaned' ELSE 'pending' END, 1, :now, :now);
+
+-- name: list_files
+SELECT seq, file_id, worker_id, state, epoch, assigned_at, updated_at, size, sha256, error
+FROM assignments
+WHERE (:worker_id IS NULL OR worker_id = :worker_id) AND (:state IS NULL OR state = :state)
+ORDER BY seq;
+
+-- name: count_files
+SELECT worker_id, state, count(*), sum(epoch - 1) FROM assignments GROUP BY worker_id, state;
 
 -- name: assignments_of_worker
 SELECT file_id FROM assignments WHERE worker_id = :worker_id ORDER BY seq;
