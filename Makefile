@@ -26,4 +26,4 @@ test: lint
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/heartbeats.py $(ARGS)
+	$(BIN)/python benchmarks/run.py $(ARGS)

@@ -77,6 +77,13 @@ def _file(row: tuple) -> FileRecord:
     return FileRecord(file_id, worker_id, FileState(state), epoch, assigned_at, updated_at, size, sha256, error)
 
 
+def _move(conn: sqlite3.Connection, moves: Iterable[tuple[int, str | None]], now: float) -> None:
+    """Give each file (by seq) its new owner, None to park it: raises its epoch and owes the owner a message."""
+    conn.execute(Q["clear_moves"])
+    conn.executemany(Q["stage_move"], moves)
+    conn.execute(Q["apply_moves"], {"now": now})
+
+
 class WorkerCoordinator:
     """Tracks worker liveness and file ownership in a SQLite file that any number of processes share."""
 
@@ -146,9 +153,7 @@ class WorkerCoordinator:
             if dead.status is WorkerStatus.ACTIVE:
                 self._set_status(conn, dead_worker_id, WorkerStatus.DEAD, now)
             files = conn.execute(Q["files_of_worker"], {"worker_id": dead_worker_id}).fetchall()
-            conn.executemany(
-                Q["move_file"], ({"to_worker": target_worker_id, "now": now, "seq": seq} for seq, _, _ in files)
-            )
+            _move(conn, ((seq, target_worker_id) for seq, _, _ in files), now)
             return [file_id for _, file_id, _ in files]
 
         return self._store.write(redistribute)
@@ -214,7 +219,7 @@ class WorkerCoordinator:
                     raise AlreadyAssignedError(file_id, current.worker_id)
                 if current.worker_id != target or current.state is FileState.FAILED:
                     # target is None only for a parked file with no live worker, which stays as it is
-                    conn.execute(Q["move_file"], {"to_worker": target, "now": now, "seq": row[0]})
+                    _move(conn, [(row[0], target)], now)
             return _file(conn.execute(Q["get_file"], {"file_id": file_id}).fetchone())
 
         return self._store.write(assign)
@@ -230,17 +235,17 @@ class WorkerCoordinator:
         def reap(conn: sqlite3.Connection) -> ReapReport:
             cutoff = now - self.heartbeat_timeout
             dead = sorted(r[0] for r in conn.execute(Q["declare_stale_workers_dead"], {"now": now, "cutoff": cutoff}))
-            loads = self._live_loads(conn, now)
             files = [
                 (seq, file_id, epoch, worker, MoveReason.WORKER_DEAD)
                 for worker in dead
                 for seq, file_id, epoch in conn.execute(Q["files_of_worker"], {"worker_id": worker})
             ]
+            orphans = conn.execute(Q["orphaned_files"]).fetchall()
+            if not files and not orphans:
+                return ReapReport(declared_dead=dead)  # the common case: no load counting, nothing written
+            loads = self._live_loads(conn, now)
             if loads:
-                files += [
-                    (seq, file_id, epoch, None, MoveReason.ORPHAN_PLACED)
-                    for seq, file_id, epoch in conn.execute(Q["orphaned_files"])
-                ]
+                files += [(seq, file_id, epoch, None, MoveReason.ORPHAN_PLACED) for seq, file_id, epoch in orphans]
             return ReapReport(declared_dead=dead, moves=self._place(conn, files, loads, now))
 
         return self._store.write(reap)
@@ -346,13 +351,13 @@ class WorkerCoordinator:
         loads: dict[str, int],
         now: float,
     ) -> list[Move]:
-        """Move files to the least-loaded of loads, or park them when loads is empty; one UPDATE per file."""
+        """Move files to the least-loaded of loads, or park them when loads is empty."""
         if not loads:
             parked = [f for f in files if f[3] is not None]  # an orphan stays parked as it is
-            conn.executemany(Q["park_file"], ({"now": now, "seq": seq} for seq, *_ in parked))
+            _move(conn, ((seq, None) for seq, *_ in parked), now)
             return [Move(file_id, owner, None, epoch + 1, reason) for _, file_id, epoch, owner, reason in parked]
         placed = place(files, loads)
-        conn.executemany(Q["move_file"], ({"to_worker": target, "now": now, "seq": f[0]} for f, target in placed))
+        _move(conn, ((f[0], target) for f, target in placed), now)
         return [
             Move(file_id, owner, target, epoch + 1, reason) for (_, file_id, epoch, owner, reason), target in placed
         ]

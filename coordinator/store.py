@@ -56,6 +56,7 @@ def _named_queries(script: str) -> dict[str, str]:
 
 
 QUERIES = _named_queries(_load_sql("queries.sql"))
+_CONNECTION_SQL = _load_sql("connection.sql")
 
 
 class _Connection(sqlite3.Connection):
@@ -147,7 +148,8 @@ class Store:
             # the first process.
             if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA foreign_keys = ON")
+            for statement in _statements(_CONNECTION_SQL):
+                connection.execute(statement)
         except BaseException:
             connection.close()
             raise

@@ -31,5 +31,5 @@ CREATE TABLE assignments (
 
 -- A worker's files in assignment order, load counts, and parked orphans (worker_id IS NULL).
 CREATE INDEX assignments_by_worker ON assignments (worker_id, seq);
--- The outbox scan: pending files whose message is owed or overdue.
-CREATE INDEX assignments_by_dispatch ON assignments (state, dispatched_at);
+-- The outbox scan: pending files whose message is owed or overdue. Partial, so cached files cost it nothing.
+CREATE INDEX assignments_owed ON assignments (dispatched_at) WHERE state = 'pending';
