@@ -41,12 +41,15 @@ coordinator_faults_dir = os.environ.get("COORDINATOR_FAULTS_DIR")
 broker_url = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if broker_url.startswith("filesystem://"):
     _broker = home / "broker"
+    # kombu's own filesystem transport can hand a consumer a half-written message (tasks/fstransport.py).
+    broker_transport = "tasks.fstransport:Transport"
     broker_transport_options = {
         "data_folder_in": str(_broker / "messages"),
         "data_folder_out": str(_broker / "messages"),
         "control_folder": str(_broker / "control"),
-        # The transport polls; every poll period adds to the time to recover.
-        "polling_interval": 0.1,
+        # The transport polls, and a worker at its prefetch limit waits a whole period before it takes its
+        # next message: the period bounds how fast one worker drains its queue.
+        "polling_interval": 0.02,
     }
     # kombu creates none of these folders itself, and any process may be the first to publish.
     for _folder in ("messages", "control"):

@@ -44,6 +44,8 @@ def time_reap(folder: Path, files: int, live: int, repeats: int = 1) -> float:
     times = []
     for _ in range(repeats):
         coordinator = prepared(folder / f"reap-{files}-{live}-{time.monotonic_ns()}.db", files, live)
+        for i in range(live):  # a large set-up outlasts the timeout: the live workers beat once more
+            coordinator.record_heartbeat(f"live-{i}")
         began = time.perf_counter()
         report = coordinator.reap()
         times.append(time.perf_counter() - began)
