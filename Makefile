@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # Installed only when pyproject.toml changes, so repeated runs start at once.
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench
+.PHONY: demo test soak install lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest $(ARGS)
+
+soak: $(STAMP)
+	SOAK_SECONDS=$${SOAK_SECONDS:-300} $(BIN)/python -m pytest -m soak -s $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(ARGS)

@@ -34,6 +34,11 @@ if coordinator_heartbeat_interval > coordinator_heartbeat_timeout / 2:
         f"of COORDINATOR_HEARTBEAT_TIMEOUT ({coordinator_heartbeat_timeout:g} s)"
     )
 coordinator_reap_interval = _seconds("COORDINATOR_REAP_INTERVAL", 1.0)
+# Owners that may die while caching one file before it is quarantined (coordinator release FILE lets it go).
+_losses = os.environ.get("COORDINATOR_MAX_WORKER_LOSSES", "3")
+if not _losses.isdigit() or int(_losses) < 1:
+    raise SystemExit(f"celeryconfig: COORDINATOR_MAX_WORKER_LOSSES must be a positive whole number, got {_losses!r}")
+coordinator_max_worker_losses = int(_losses)
 # Test hook: a file named after a fault point in this folder makes that point fail once (tasks/faults.py).
 coordinator_faults_dir = os.environ.get("COORDINATOR_FAULTS_DIR")
 
@@ -53,7 +58,7 @@ if broker_url.startswith("filesystem://"):
     }
     # kombu creates none of these folders itself, and any process may be the first to publish.
     for _folder in ("messages", "control"):
-        (_broker / _folder).mkdir(parents=True, exist_ok=True)
+        (_broker / _folder).mkdir(mode=0o700, parents=True, exist_ok=True)
 
 # --- tasks ---------------------------------------------------------------------------------------------------
 task_serializer = "json"

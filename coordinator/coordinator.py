@@ -8,15 +8,18 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import List  # noqa: UP035 - the seed contract spells its return types this way
 
 from .errors import (
     AlreadyAssignedError,
     FencedError,
+    FileQuarantinedError,
     InvalidArgumentError,
     InvalidIdError,
     UnknownFileError,
     UnknownWorkerError,
+    UnsafeFileIdError,
     WorkerNotActiveError,
 )
 from .placement import place
@@ -37,6 +40,9 @@ from .store import Store
 
 MAX_WORKER_ID_LENGTH = 255
 MAX_FILE_ID_LENGTH = 4096
+# Where Linux names the current boot: monotonic clock readings are only comparable within one boot.
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+NEVER_SEEN = -1e18  # a last_seen older than any timeout
 
 
 def _check_id(kind: str, value: object, max_length: int) -> str:
@@ -46,13 +52,39 @@ def _check_id(kind: str, value: object, max_length: int) -> str:
         raise InvalidIdError(f"{kind} id must not be empty or blank: {value!r}")
     if len(value) > max_length:
         raise InvalidIdError(f"{kind} id is {len(value)} characters long, over the limit of {max_length}")
-    if "\x00" in value:
-        raise InvalidIdError(f"{kind} id contains a NUL byte: {value!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidIdError(f"{kind} id contains a control character (NUL, newline, ...): {value!r}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as error:
         raise InvalidIdError(f"{kind} id is not valid Unicode text: {value!r}") from error
     return value
+
+
+def _check_worker_id(value: object) -> str:
+    """A worker id names a cache folder too: no path separators, not '.' or '..'."""
+    worker_id = _check_id("worker", value, MAX_WORKER_ID_LENGTH)
+    if "/" in worker_id or "\\" in worker_id or worker_id in (".", ".."):
+        raise InvalidIdError(f"worker id {worker_id!r} is not a safe folder name (no '/', '\\', '.' or '..')")
+    return worker_id
+
+
+def _check_file_id(value: object) -> str:
+    """A file id is a plain relative path: it can never name anything outside the folder it is joined to."""
+    file_id = _check_id("file", value, MAX_FILE_ID_LENGTH)
+    parts = file_id.split("/")
+    if file_id.startswith("/") or "\\" in file_id or any(part in ("", ".", "..") for part in parts):
+        raise UnsafeFileIdError(
+            f"file id {file_id!r} is not a plain relative path (no leading '/', '\\', '.', '..' or empty parts)"
+        )
+    return file_id
+
+
+def _boot_id() -> str | None:
+    try:
+        return BOOT_ID_PATH.read_text().strip()
+    except OSError:
+        return None
 
 
 def _check_seconds(name: str, value: object) -> float:
@@ -73,14 +105,19 @@ def _worker(row: tuple) -> WorkerRecord:
 
 
 def _file(row: tuple) -> FileRecord:
-    _seq, file_id, worker_id, state, epoch, assigned_at, updated_at, size, sha256, error = row
-    return FileRecord(file_id, worker_id, FileState(state), epoch, assigned_at, updated_at, size, sha256, error)
+    _seq, file_id, worker_id, state, *rest = row
+    return FileRecord(file_id, worker_id, FileState(state), *rest)
 
 
-def _move(conn: sqlite3.Connection, moves: Iterable[tuple[int, str | None]], now: float) -> None:
-    """Give each file (by seq) its new owner, None to park it: raises its epoch and owes the owner a message."""
+# A file on its way to a new owner: (seq, file_id, epoch, from_worker, reason, worker_losses).
+Candidate = tuple[int, str, int, "str | None", MoveReason, int]
+
+
+def _move(conn: sqlite3.Connection, moves: Iterable[tuple[int, str | None, FileState, int]], now: float) -> None:
+    """Give each file (seq, new owner or None, new state, worker losses) its new owner; raises its epoch and
+    owes the owner a cache_file message."""
     conn.execute(Q["clear_moves"])
-    conn.executemany(Q["stage_move"], moves)
+    conn.executemany(Q["stage_move"], ((seq, to, state.value, losses) for seq, to, state, losses in moves))
     conn.execute(Q["apply_moves"], {"now": now})
 
 
@@ -92,14 +129,46 @@ class WorkerCoordinator:
         db_path: str,
         heartbeat_timeout: float = 5.0,
         *,
-        clock: Callable[[], float] = time.time,
+        max_worker_losses: int = 3,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Open (creating if missing) the state file at db_path; workers silent for heartbeat_timeout s are dead."""
+        """Open (creating if missing) the state file at db_path; workers silent for heartbeat_timeout s are dead.
+
+        A file whose owners die while caching it max_worker_losses times is quarantined. clock is the clock
+        staleness is judged on: the machine's monotonic clock, which no wall-clock jump moves.
+        """
         self.heartbeat_timeout = _check_seconds("heartbeat_timeout", heartbeat_timeout)
+        if isinstance(max_worker_losses, bool) or not isinstance(max_worker_losses, int) or max_worker_losses < 1:
+            raise InvalidArgumentError(f"max_worker_losses must be a positive integer, got {max_worker_losses!r}")
+        self.max_worker_losses = max_worker_losses
         if not isinstance(db_path, (str, os.PathLike)) or not str(db_path).strip():
             raise InvalidArgumentError(f"db_path must be a file path, got {db_path!r}")
         self._clock = clock
         self._store = Store(db_path)
+        self._store.write(self._adopt_boot)
+
+    def _times(self) -> dict[str, float]:
+        """The wall clock for people (now) and the staleness window on the monotonic clock."""
+        seen = self._clock()
+        return {
+            "now": time.time(),
+            "seen": seen,
+            "cutoff": seen - self.heartbeat_timeout,
+            "ceiling": seen + self.heartbeat_timeout,
+        }
+
+    def _adopt_boot(self, conn: sqlite3.Connection) -> None:
+        """After a reboot, monotonic readings of the old boot mean nothing: forget them."""
+        boot = _boot_id()
+        if boot is None:
+            return
+        row = conn.execute(Q["get_meta"], {"key": "boot_id"}).fetchone()
+        if row is not None and row[0] == boot:
+            return
+        if row is not None:
+            conn.execute(Q["forget_last_seen"], {"never": NEVER_SEEN})
+            conn.execute(Q["owe_every_pending_file"])
+        conn.execute(Q["set_meta"], {"key": "boot_id", "value": boot})
 
     @property
     def db_path(self) -> str:
@@ -110,15 +179,23 @@ class WorkerCoordinator:
         """Close this process's connections to the state file."""
         self._store.close()
 
+    def check_state_file(self) -> None:
+        """Reopen the state file everywhere if it was replaced; StateDatabaseError if it is gone."""
+        self._store.check_file()
+
+    def reconnect(self) -> None:
+        """Open fresh connections at their next use, after a database error."""
+        self._store.reconnect()
+
     # --- the seed API -------------------------------------------------------------------------------------
 
     def register_worker(self, worker_id: str) -> None:
         """Make the worker active as a new incarnation; registration counts as a heartbeat."""
-        _check_id("worker", worker_id, MAX_WORKER_ID_LENGTH)
-        now = self._clock()
+        _check_worker_id(worker_id)
+        params = {"worker_id": worker_id, **self._times()}
 
         def register(conn: sqlite3.Connection) -> None:
-            (incarnation,) = conn.execute(Q["upsert_worker"], {"worker_id": worker_id, "now": now}).fetchone()
+            (incarnation,) = conn.execute(Q["upsert_worker"], params).fetchone()
             if incarnation > 1:
                 # The previous incarnation's messages may have died with it: owe its pending files again.
                 conn.execute(Q["redispatch_pending_files"], {"worker_id": worker_id})
@@ -131,36 +208,38 @@ class WorkerCoordinator:
 
     def detect_dead_workers(self) -> List[str]:  # noqa: UP006
         """Ids of the active or dead workers silent for longer than heartbeat_timeout, sorted; moves nothing."""
-        cutoff = self._clock() - self.heartbeat_timeout
-        rows = self._store.read(lambda conn: conn.execute(Q["silent_workers"], {"cutoff": cutoff}).fetchall())
+        times = self._times()
+        rows = self._store.read(lambda conn: conn.execute(Q["silent_workers"], times).fetchall())
         return [worker_id for (worker_id,) in rows]
 
     def assign_work(self, worker_id: str, file_id: str) -> None:
         """Give the file to the active worker; refused if another worker owns it (see assign for more)."""
-        self.assign(file_id, _check_id("worker", worker_id, MAX_WORKER_ID_LENGTH))
+        self.assign(file_id, _check_worker_id(worker_id))
 
     def redistribute_from_dead_worker(self, dead_worker_id: str, target_worker_id: str) -> List[str]:  # noqa: UP006
         """Declare dead_worker_id dead and move all its files to the live target at once; returns them in order."""
-        _check_id("worker", dead_worker_id, MAX_WORKER_ID_LENGTH)
-        _check_id("worker", target_worker_id, MAX_WORKER_ID_LENGTH)
+        _check_worker_id(dead_worker_id)
+        _check_worker_id(target_worker_id)
         if dead_worker_id == target_worker_id:
             raise InvalidArgumentError(f"worker {dead_worker_id!r} cannot take over its own files")
-        now = self._clock()
+        times = self._times()
 
         def redistribute(conn: sqlite3.Connection) -> list[str]:
             dead = self._get_worker(conn, dead_worker_id)
-            self._require_live(conn, target_worker_id, now)
+            self._require_live(conn, target_worker_id, times)
             if dead.status is WorkerStatus.ACTIVE:
-                self._set_status(conn, dead_worker_id, WorkerStatus.DEAD, now)
+                self._set_status(conn, dead_worker_id, WorkerStatus.DEAD, times["now"])
             files = conn.execute(Q["files_of_worker"], {"worker_id": dead_worker_id}).fetchall()
-            _move(conn, ((seq, target_worker_id) for seq, _, _ in files), now)
-            return [file_id for _, file_id, _ in files]
+            # By name and all at once, as the seed asks: no quarantine here, the losses stay as they were.
+            moves = ((seq, target_worker_id, FileState.PENDING, losses) for seq, _, _, _, _, losses in files)
+            _move(conn, moves, times["now"])
+            return [file_id for _, file_id, *_ in files]
 
         return self._store.write(redistribute)
 
     def get_worker_assignments(self, worker_id: str) -> List[str]:  # noqa: UP006
         """Ids of the files the worker owns now, in assignment order."""
-        _check_id("worker", worker_id, MAX_WORKER_ID_LENGTH)
+        _check_worker_id(worker_id)
 
         def assignments(conn: sqlite3.Connection) -> list[str]:
             self._get_worker(conn, worker_id)
@@ -172,8 +251,8 @@ class WorkerCoordinator:
 
     def heartbeat(self, worker_id: str) -> Heartbeat:
         """Record a heartbeat; a worker that had been declared dead comes back (revived=True) owning nothing."""
-        _check_id("worker", worker_id, MAX_WORKER_ID_LENGTH)
-        params = {"worker_id": worker_id, "now": self._clock()}
+        _check_worker_id(worker_id)
+        params = {"worker_id": worker_id, **self._times()}
 
         def beat(conn: sqlite3.Connection) -> Heartbeat:
             row = conn.execute(Q["beat_active_worker"], params).fetchone()
@@ -184,8 +263,9 @@ class WorkerCoordinator:
                 return Heartbeat(worker_id, row[0], revived=True)
             raise WorkerNotActiveError(worker_id, self._get_worker(conn, worker_id).status.value)
 
-        # A lost heartbeat costs nothing but the next one, so it need not wait for the disk.
-        return self._store.write(beat, durable=False)
+        # A lost heartbeat costs nothing but the next one, so it need not wait for the disk; and one that cannot be
+        # written within the timeout is better reported than retried.
+        return self._store.write(beat, durable=False, budget=self.heartbeat_timeout)
 
     def assign(self, file_id: str, worker_id: str | None = None, *, reassign: bool = False) -> FileRecord:
         """Assign the file to worker_id, or to the least-loaded live worker; parked if none is live.
@@ -194,14 +274,15 @@ class WorkerCoordinator:
         A file owned by another worker is refused with AlreadyAssignedError unless reassign is true.
         Every change of owner raises the file's epoch and owes the new owner a cache_file message.
         """
-        _check_id("file", file_id, MAX_FILE_ID_LENGTH)
+        _check_file_id(file_id)
         if worker_id is not None:
-            _check_id("worker", worker_id, MAX_WORKER_ID_LENGTH)
-        now = self._clock()
+            _check_worker_id(worker_id)
+        times = self._times()
+        now = times["now"]
 
         def assign(conn: sqlite3.Connection) -> FileRecord:
             if worker_id is None:
-                loads = self._live_loads(conn, now)
+                loads = self._live_loads(conn, times)
                 target = place([file_id], loads)[0][1] if loads else None
             else:
                 target = worker_id
@@ -213,13 +294,15 @@ class WorkerCoordinator:
                 conn.execute(Q["insert_file"], {"file_id": file_id, "worker_id": target, "now": now})
             else:
                 current = _file(row)
+                if current.state is FileState.QUARANTINED:
+                    raise FileQuarantinedError(file_id)
                 if worker_id is None and current.worker_id is not None:
                     target = current.worker_id  # placed already: keep the owner it has
                 if current.worker_id is not None and current.worker_id != target and not reassign:
                     raise AlreadyAssignedError(file_id, current.worker_id)
                 if current.worker_id != target or current.state is FileState.FAILED:
                     # target is None only for a parked file with no live worker, which stays as it is
-                    _move(conn, [(row[0], target)], now)
+                    _move(conn, [(row[0], target, FileState.PENDING, current.worker_losses)], now)
             return _file(conn.execute(Q["get_file"], {"file_id": file_id}).fetchone())
 
         return self._store.write(assign)
@@ -230,55 +313,89 @@ class WorkerCoordinator:
         Files go to the least-loaded live workers; with none live they are parked as orphans until one is.
         One transaction: concurrent reaps serialize, so no file is ever moved twice for one death.
         """
-        now = self._clock()
+        times = self._times()
 
         def reap(conn: sqlite3.Connection) -> ReapReport:
-            cutoff = now - self.heartbeat_timeout
-            dead = sorted(r[0] for r in conn.execute(Q["declare_stale_workers_dead"], {"now": now, "cutoff": cutoff}))
-            files = [
-                (seq, file_id, epoch, worker, MoveReason.WORKER_DEAD)
+            dead = sorted(r[0] for r in conn.execute(Q["declare_stale_workers_dead"], times))
+            files: list[Candidate] = [
+                # A worker that dies while caching a file counts against the file: it may be what kills them.
+                (
+                    seq,
+                    file_id,
+                    epoch,
+                    worker,
+                    MoveReason.WORKER_DEAD,
+                    losses + (state == FileState.PENDING.value and started_at is not None),
+                )
                 for worker in dead
-                for seq, file_id, epoch in conn.execute(Q["files_of_worker"], {"worker_id": worker})
+                for seq, file_id, epoch, state, started_at, losses in conn.execute(
+                    Q["files_of_worker"], {"worker_id": worker}
+                )
             ]
             orphans = conn.execute(Q["orphaned_files"]).fetchall()
             if not files and not orphans:
                 return ReapReport(declared_dead=dead)  # the common case: no load counting, nothing written
-            loads = self._live_loads(conn, now)
+            loads = self._live_loads(conn, times)
             if loads:
-                files += [(seq, file_id, epoch, None, MoveReason.ORPHAN_PLACED) for seq, file_id, epoch in orphans]
-            return ReapReport(declared_dead=dead, moves=self._place(conn, files, loads, now))
+                files += [
+                    (seq, file_id, epoch, None, MoveReason.ORPHAN_PLACED, losses)
+                    for seq, file_id, epoch, _, _, losses in orphans
+                ]
+            return ReapReport(declared_dead=dead, moves=self._place(conn, files, loads, times["now"]))
 
         return self._store.write(reap)
 
     def retire_worker(self, worker_id: str) -> list[Move]:
         """Take the worker out of service on purpose and move its files to live workers at once."""
-        _check_id("worker", worker_id, MAX_WORKER_ID_LENGTH)
-        now = self._clock()
+        _check_worker_id(worker_id)
+        times = self._times()
 
         def retire(conn: sqlite3.Connection) -> list[Move]:
             worker = self._get_worker(conn, worker_id)
             if worker.status is WorkerStatus.RETIRED:
                 return []
-            self._set_status(conn, worker_id, WorkerStatus.RETIRED, now)
-            files = [
-                (seq, file_id, epoch, worker_id, MoveReason.WORKER_RETIRED)
-                for seq, file_id, epoch in conn.execute(Q["files_of_worker"], {"worker_id": worker_id})
+            self._set_status(conn, worker_id, WorkerStatus.RETIRED, times["now"])
+            files: list[Candidate] = [
+                (seq, file_id, epoch, worker_id, MoveReason.WORKER_RETIRED, losses)
+                for seq, file_id, epoch, _, _, losses in conn.execute(Q["files_of_worker"], {"worker_id": worker_id})
             ]
-            return self._place(conn, files, self._live_loads(conn, now), now)
+            return self._place(conn, files, self._live_loads(conn, times), times["now"])
 
         return self._store.write(retire)
 
+    def begin(self, file_id: str, worker_id: str, epoch: int) -> FileRecord:
+        """Record that worker_id starts caching the file: if it dies now, the death counts against the file."""
+        return self._fenced(file_id, worker_id, epoch, Q["start_file"], {})
+
+    def release(self, file_id: str) -> FileRecord:
+        """Let a quarantined file go: parked with no losses counted, it is placed by the next reap."""
+        _check_file_id(file_id)
+        now = time.time()
+
+        def release(conn: sqlite3.Connection) -> FileRecord:
+            row = conn.execute(Q["get_file"], {"file_id": file_id}).fetchone()
+            if row is None:
+                raise UnknownFileError(file_id)
+            if row[3] != FileState.QUARANTINED.value:
+                raise InvalidArgumentError(f"file {file_id!r} is not quarantined (it is {row[3]})")
+            _move(conn, [(row[0], None, FileState.ORPHANED, 0)], now)
+            return _file(conn.execute(Q["get_file"], {"file_id": file_id}).fetchone())
+
+        return self._store.write(release)
+
     def complete(self, file_id: str, worker_id: str, epoch: int, *, size: int, sha256: str) -> FileRecord:
         """Mark the file cached by worker_id; FencedError if that worker and epoch no longer own it."""
-        return self._finish(file_id, worker_id, epoch, FileState.CACHED, size=size, sha256=sha256, error=None)
+        outcome = {"state": FileState.CACHED.value, "size": size, "sha256": sha256, "error": None}
+        return self._fenced(file_id, worker_id, epoch, Q["finish_file"], outcome)
 
     def fail(self, file_id: str, worker_id: str, epoch: int, *, error: str) -> FileRecord:
         """Mark the file failed with a reason; FencedError if that worker and epoch no longer own it."""
-        return self._finish(file_id, worker_id, epoch, FileState.FAILED, size=None, sha256=None, error=error)
+        outcome = {"state": FileState.FAILED.value, "size": None, "sha256": None, "error": error}
+        return self._fenced(file_id, worker_id, epoch, Q["finish_file"], outcome)
 
     def get_file(self, file_id: str) -> FileRecord:
         """The file's owner, state and epoch."""
-        _check_id("file", file_id, MAX_FILE_ID_LENGTH)
+        _check_file_id(file_id)
         row = self._store.read(lambda conn: conn.execute(Q["get_file"], {"file_id": file_id}).fetchone())
         if row is None:
             raise UnknownFileError(file_id)
@@ -286,7 +403,7 @@ class WorkerCoordinator:
 
     def get_worker(self, worker_id: str) -> WorkerRecord:
         """The worker's status, incarnation and last heartbeat."""
-        _check_id("worker", worker_id, MAX_WORKER_ID_LENGTH)
+        _check_worker_id(worker_id)
         return self._store.read(lambda conn: self._get_worker(conn, worker_id))
 
     def list_workers(self) -> list[WorkerRecord]:
@@ -296,7 +413,7 @@ class WorkerCoordinator:
     def list_files(self, *, worker_id: str | None = None, state: FileState | str | None = None) -> list[FileRecord]:
         """The assigned files in assignment order, optionally only one worker's or one state's."""
         if worker_id is not None:
-            _check_id("worker", worker_id, MAX_WORKER_ID_LENGTH)
+            _check_worker_id(worker_id)
         if state is not None:
             try:
                 state = FileState(state).value
@@ -326,46 +443,46 @@ class WorkerCoordinator:
 
     # --- helpers --------------------------------------------------------------------------------------------
 
-    def _finish(self, file_id: str, worker_id: str, epoch: int, state: FileState, **outcome: object) -> FileRecord:
-        _check_id("file", file_id, MAX_FILE_ID_LENGTH)
-        _check_id("worker", worker_id, MAX_WORKER_ID_LENGTH)
+    def _fenced(self, file_id: str, worker_id: str, epoch: int, query: str, values: dict) -> FileRecord:
+        """Run query on the file only if worker_id owns it at epoch; FencedError otherwise."""
+        _check_file_id(file_id)
+        _check_worker_id(worker_id)
         _check_epoch(epoch)
-        now = self._clock()
+        params = {"file_id": file_id, "now": time.time(), **values}
 
-        def finish(conn: sqlite3.Connection) -> FileRecord:
+        def fenced(conn: sqlite3.Connection) -> FileRecord:
             row = conn.execute(Q["get_file"], {"file_id": file_id}).fetchone()
             if row is None:
                 raise UnknownFileError(file_id)
             current = _file(row)
             if current.worker_id != worker_id or current.epoch != epoch:
                 raise FencedError(file_id, worker_id, epoch, current.worker_id, current.epoch)
-            conn.execute(Q["finish_file"], {"file_id": file_id, "state": state.value, "now": now, **outcome})
+            conn.execute(query, params)
             return _file(conn.execute(Q["get_file"], {"file_id": file_id}).fetchone())
 
-        return self._store.write(finish)
+        return self._store.write(fenced)
 
-    def _place(
-        self,
-        conn: sqlite3.Connection,
-        files: list[tuple[int, str, int, str | None, MoveReason]],
-        loads: dict[str, int],
-        now: float,
-    ) -> list[Move]:
-        """Move files to the least-loaded of loads, or park them when loads is empty."""
-        if not loads:
-            parked = [f for f in files if f[3] is not None]  # an orphan stays parked as it is
-            _move(conn, ((seq, None) for seq, *_ in parked), now)
-            return [Move(file_id, owner, None, epoch + 1, reason) for _, file_id, epoch, owner, reason in parked]
-        placed = place(files, loads)
-        _move(conn, ((f[0], target) for f, target in placed), now)
+    def _place(self, conn: sqlite3.Connection, files: list[Candidate], loads: dict[str, int], now: float) -> list[Move]:
+        """Quarantine files past max_worker_losses; move the rest to the least-loaded of loads, or park them."""
+        quarantined = [f for f in files if f[5] >= self.max_worker_losses]
+        rest = [f for f in files if f[5] < self.max_worker_losses]
+        if loads:
+            targets = [(f, target) for f, target in place(rest, loads)]
+        else:
+            targets = [(f, None) for f in rest if f[3] is not None]  # an orphan stays parked as it is
+        moves = [(f[0], target, FileState.PENDING if target else FileState.ORPHANED, f[5]) for f, target in targets]
+        moves += [(f[0], None, FileState.QUARANTINED, f[5]) for f in quarantined]
+        _move(conn, moves, now)
         return [
-            Move(file_id, owner, target, epoch + 1, reason) for (_, file_id, epoch, owner, reason), target in placed
+            Move(file_id, owner, target, epoch + 1, reason) for (_, file_id, epoch, owner, reason, _), target in targets
+        ] + [
+            Move(file_id, owner, None, epoch + 1, MoveReason.QUARANTINED)
+            for _, file_id, epoch, owner, _, _ in quarantined
         ]
 
-    def _live_loads(self, conn: sqlite3.Connection, now: float) -> dict[str, int]:
+    def _live_loads(self, conn: sqlite3.Connection, times: dict[str, float]) -> dict[str, int]:
         """Files owned by each active worker heard from within the timeout."""
-        cutoff = now - self.heartbeat_timeout
-        return dict(conn.execute(Q["live_worker_loads"], {"cutoff": cutoff}).fetchall())
+        return dict(conn.execute(Q["live_worker_loads"], times).fetchall())
 
     def _get_worker(self, conn: sqlite3.Connection, worker_id: str) -> WorkerRecord:
         row = conn.execute(Q["get_worker"], {"worker_id": worker_id}).fetchone()
@@ -373,12 +490,12 @@ class WorkerCoordinator:
             raise UnknownWorkerError(worker_id)
         return _worker(row)
 
-    def _require_live(self, conn: sqlite3.Connection, worker_id: str, now: float) -> WorkerRecord:
+    def _require_live(self, conn: sqlite3.Connection, worker_id: str, times: dict[str, float]) -> WorkerRecord:
         worker = self._get_worker(conn, worker_id)
         if worker.status is not WorkerStatus.ACTIVE:
             raise WorkerNotActiveError(worker_id, worker.status.value)
-        silent = now - worker.last_heartbeat
-        if silent > self.heartbeat_timeout:
+        silent = times["seen"] - worker.last_seen
+        if not times["cutoff"] <= worker.last_seen <= times["ceiling"]:
             raise WorkerNotActiveError(
                 worker_id, f"silent for {silent:.1f} s, past the {self.heartbeat_timeout:g} s heartbeat timeout"
             )

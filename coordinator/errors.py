@@ -15,6 +15,10 @@ class InvalidIdError(InvalidArgumentError):
     """A worker or file id is empty, not a string, too long or contains a NUL byte."""
 
 
+class UnsafeFileIdError(InvalidIdError):
+    """A file id is not a plain relative path: absolute, with '..' or empty parts, or a backslash."""
+
+
 class UnknownWorkerError(CoordinatorError, LookupError):
     """No worker with this id was ever registered."""
 
@@ -47,6 +51,14 @@ class AlreadyAssignedError(CoordinatorError):
         super().__init__(f"file {file_id!r} is already assigned to worker {owner!r}")
         self.file_id = file_id
         self.owner = owner
+
+
+class FileQuarantinedError(CoordinatorError):
+    """The file is quarantined: its owners kept dying while caching it. Release it first."""
+
+    def __init__(self, file_id: str) -> None:
+        super().__init__(f"file {file_id!r} is quarantined: its owners kept dying while caching it; release it first")
+        self.file_id = file_id
 
 
 class FencedError(CoordinatorError):

@@ -16,12 +16,16 @@ class WorkerStatus(str, Enum):
 
 
 class FileState(str, Enum):
-    """Where a file stands: owed to its owner, cached by it, waiting for a live worker, or given up on."""
+    """Where a file stands: owed to its owner, cached, waiting for a live worker, failed, or held back.
+
+    A file is quarantined when its owners kept dying while caching it; `release` lets it go again.
+    """
 
     PENDING = "pending"
     CACHED = "cached"
     ORPHANED = "orphaned"
     FAILED = "failed"
+    QUARANTINED = "quarantined"
 
 
 class MoveReason(str, Enum):
@@ -30,6 +34,8 @@ class MoveReason(str, Enum):
     WORKER_DEAD = "worker_dead"  # a reap found its owner silent past the timeout
     WORKER_RETIRED = "worker_retired"  # its owner left on purpose
     ORPHAN_PLACED = "orphan_placed"  # it waited for a live worker and one came
+    QUARANTINED = "quarantined"  # its owners died while caching it max_worker_losses times
+    RELEASED = "released"  # taken out of quarantine by hand
     REDISTRIBUTED = "redistributed"  # redistribute_from_dead_worker moved it by name
 
 
@@ -43,6 +49,7 @@ class WorkerRecord:
     registered_at: float
     last_heartbeat: float
     status_changed_at: float
+    last_seen: float  # the machine's monotonic clock at the last heartbeat
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class FileRecord:
     size: int | None = None
     sha256: str | None = None
     error: str | None = None
+    worker_losses: int = 0  # owners that died while caching it
 
 
 @dataclass(frozen=True)

@@ -76,20 +76,48 @@ class Store:
             raise StateDatabaseError(f"state database path {str(self.path)!r} is a directory")
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Owner-only from the start; SQLite gives the -wal and -shm files the same mode.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         except OSError as error:
-            raise StateDatabaseError(f"cannot create the folder of {str(self.path)!r}: {error}") from error
+            raise StateDatabaseError(f"cannot create the state database {str(self.path)!r}: {error}") from error
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
+        self._generation = 0  # raised to make every thread reopen its connection
+        self._identity = self._stat()
         self.write(self._ensure_schema)
 
     def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run work in autocommit mode (each statement sees a consistent snapshot), retrying on busy."""
-        return self._retry(work, begin=None)
+        return self._retry(work, None, "", RETRY_BUDGET)
 
-    def write(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
-        """Run work in one BEGIN IMMEDIATE transaction, retried whole on busy; durable syncs the commit."""
-        return self._retry(work, begin="BEGIN IMMEDIATE", synchronous="FULL" if durable else "NORMAL")
+    def write(
+        self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True, budget: float = RETRY_BUDGET
+    ) -> T:
+        """Run work in one BEGIN IMMEDIATE transaction, retried whole on busy for up to budget seconds.
+
+        durable syncs the commit to disk; without it a crash of the machine (not of the process) may lose it.
+        """
+        return self._retry(work, "BEGIN IMMEDIATE", "FULL" if durable else "NORMAL", budget)
+
+    def check_file(self) -> None:
+        """Reconnect every thread if the state file was replaced; StateDatabaseError if it is gone."""
+        identity = self._stat()
+        if identity != self._identity:
+            self._identity = identity
+            self.reconnect()
+            self.write(self._ensure_schema)
+
+    def reconnect(self) -> None:
+        """Make every thread open a fresh connection at its next use (after the file was replaced, say)."""
+        self._generation += 1
+
+    def _stat(self) -> tuple[int, int]:
+        try:
+            status = os.stat(self.path)
+        except OSError as error:
+            raise StateDatabaseError(f"state database {str(self.path)!r} is gone: {error}") from error
+        return status.st_dev, status.st_ino
 
     def close(self) -> None:
         """Close every connection this process opened."""
@@ -99,8 +127,8 @@ class Store:
             connection.close()
         self._local = threading.local()
 
-    def _retry(self, work: Callable[[sqlite3.Connection], T], begin: str | None, synchronous: str = "") -> T:
-        deadline = time.monotonic() + RETRY_BUDGET
+    def _retry(self, work: Callable[[sqlite3.Connection], T], begin: str | None, synchronous: str, budget: float) -> T:
+        deadline = time.monotonic() + budget
         delay = 0.005
         while True:
             try:
@@ -124,19 +152,26 @@ class Store:
                     raise StateDatabaseError(f"state database {str(self.path)!r}: {error}") from error
                 if time.monotonic() >= deadline:
                     raise StateDatabaseError(
-                        f"state database {str(self.path)!r} stayed locked for {RETRY_BUDGET:.0f} s: {error}"
+                        f"state database {str(self.path)!r} stayed locked for {budget:.0f} s: {error}"
                     ) from error
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 0.25)
 
     def _connection(self) -> _Connection:
         local = self._local
-        if getattr(local, "pid", None) != os.getpid():
-            if getattr(local, "connection", None) is not None:
-                _inherited.append(local.connection)
-                self._connections = []
-            local.connection = self._open()
-            local.pid = os.getpid()
+        pid = os.getpid()
+        if getattr(local, "pid", None) == pid and local.generation == self._generation:
+            return local.connection
+        stale, local.connection = getattr(local, "connection", None), None
+        if stale is not None and local.pid != pid:
+            _inherited.append(stale)
+            self._connections = []
+        elif stale is not None:
+            with self._lock:
+                self._connections.remove(stale)
+            stale.close()
+        local.connection = self._open()
+        local.pid, local.generation = pid, self._generation
         return local.connection
 
     def _open(self) -> _Connection:

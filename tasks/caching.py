@@ -12,7 +12,7 @@ from pathlib import Path
 from celery import Celery, Task, shared_task
 from celery.utils.nodenames import worker_direct
 
-from coordinator import FencedError, FileState, StateDatabaseError, UnknownFileError
+from coordinator import FencedError, FileState, StateDatabaseError, UnknownFileError, UnsafeFileIdError
 
 from . import faults
 from .state import coordinator_of
@@ -26,11 +26,8 @@ RETRY_BACKOFF_MAX = 30
 PERMANENT_SOURCE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
-class UnsafeFileIdError(ValueError):
-    """The file id names a path outside the folder it must stay in."""
-
-
 def _inside(root: Path, relative: str) -> Path:
+    """root/relative, refused if it resolves outside root (through '..', or a symlink pointing out)."""
     path = (root / relative).resolve()
     if os.path.isabs(relative) or not path.is_relative_to(root.resolve()):
         raise UnsafeFileIdError(f"file id {relative!r} leaves the folder {str(root)!r}")
@@ -52,9 +49,17 @@ def cache_path(app: Celery, worker_id: str, file_id: str) -> Path:
     return _inside(worker_cache_dir(app, worker_id), file_id)
 
 
+def private_dir(path: Path) -> Path:
+    """Create path and its missing parents readable by this user only."""
+    for folder in reversed([path, *path.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
 def copy_atomically(source: Path, target: Path) -> tuple[int, str]:
     """Copy source to target through a synced temporary file and a rename; returns (size, sha256)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
     digest, size = hashlib.sha256(), 0
     with open(source, "rb") as reader:
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
@@ -102,6 +107,8 @@ def cache_file(self: Task, file_id: str, worker_id: str, epoch: int) -> dict:
         record = coordinator.get_file(file_id)
     except UnknownFileError:
         record = None
+    except StateDatabaseError as error:
+        return _retry(self, file_id, epoch, error)
     if me != worker_id or record is None or (record.worker_id, record.epoch) != (me, epoch):
         logger.warning(
             "cache_file %r epoch %d for %r fenced at %r: the state has moved on", file_id, epoch, worker_id, me
@@ -112,10 +119,13 @@ def cache_file(self: Task, file_id: str, worker_id: str, epoch: int) -> dict:
         target = cache_path(app, me, file_id)
         if record.state is FileState.CACHED and target.is_file() and target.stat().st_size == record.size:
             return _outcome("already_cached", file_id, me, epoch, size=record.size, sha256=record.sha256)
+        coordinator.begin(file_id, me, epoch)  # a death from here on counts against the file
         size, sha256 = copy_atomically(source_path(app, file_id), target)
     except (UnsafeFileIdError, *PERMANENT_SOURCE_ERRORS) as error:
         return _give_up(self, file_id, epoch, error)
-    except OSError as error:
+    except FencedError:
+        return _outcome("fenced", file_id, me, epoch)
+    except (OSError, StateDatabaseError) as error:
         return _retry(self, file_id, epoch, error)
 
     faults.delay_point(app, faults.BEFORE_COMPLETE)

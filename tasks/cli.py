@@ -193,6 +193,22 @@ def retire(state: State, worker_id: str) -> None:
 
 
 @cli.command()
+@click.argument("file_ids", nargs=-1, required=True)
+@pass_state
+def release(state: State, file_ids: tuple[str, ...]) -> None:
+    """Let quarantined files go: they are placed on live workers and cached again."""
+    from tasks.reaper import reap_and_send
+
+    coordinator = state.coordinator()
+    for file_id in file_ids:
+        coordinator.release(file_id)
+    report, _ = reap_and_send(state.app)
+    placed = {m.file_id: m.to_worker for m in report.moves}
+    for file_id in file_ids:
+        click.echo(f"released {file_id}: {placed.get(file_id) or 'parked until a worker is live'}")
+
+
+@cli.command()
 @click.option("--serve", "port", type=click.IntRange(1, 65535), help="Serve /metrics on 127.0.0.1:PORT.")
 @pass_state
 def metrics(state: State, port: int | None) -> None:

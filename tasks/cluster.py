@@ -38,6 +38,7 @@ class LocalCluster:
         self.cache_dir = self.home / "cache"
         self.logs = self.home / "logs"
         self.concurrency = concurrency
+        self.heartbeat_timeout = heartbeat_timeout
         for folder in (self.source_dir, self.cache_dir, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
         # Settings inherited from the caller's environment would override the ones given here.
@@ -137,6 +138,24 @@ class LocalCluster:
         """Enqueue the files through tasks.assign, from a separate process as a user's script would."""
         script = "import sys, tasks\nfor file_id in sys.argv[1:]:\n    tasks.assign(file_id)\n"
         subprocess.run([sys.executable, "-c", script, *file_ids], cwd=self.home, env=self.env, check=True)
+
+    def start_assigner(self) -> subprocess.Popen:
+        """A process that assigns, through tasks.assign, each file id written to its stdin (one per line)."""
+        script = "import sys, tasks\nfor line in sys.stdin:\n    tasks.assign(line.strip())\n"
+        log = open(self.logs / "assigner.log", "ab")  # noqa: SIM115 - the child owns it from here
+        process = subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=self.home,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        log.close()
+        self._started.append(process)
+        return process
 
     def signal(self, name: str, signum: int, *, group: bool = True) -> None:
         """Send signum to the process (group=False) or to its whole process group, pool children included."""

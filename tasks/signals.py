@@ -10,7 +10,7 @@ from celery import Celery
 from celery.apps.worker import Worker
 from celery.signals import heartbeat_sent, worker_init, worker_ready, worker_shutdown
 
-from coordinator import CoordinatorError, WorkerNotActiveError
+from coordinator import CoordinatorError, Heartbeat, UnknownWorkerError, WorkerNotActiveError
 
 from .caching import prune_cache
 from .reaper import reap_and_send, retire_and_send
@@ -44,9 +44,20 @@ class HeartbeatWriter(threading.Thread):
             self.beat()
 
     def beat(self) -> None:
-        """Record one heartbeat; a worker that had been declared dead drops its stale cache and carries on."""
+        """Record one heartbeat; a worker that had been declared dead drops its stale cache and carries on.
+
+        A state file that is gone, replaced, locked or broken is reported once per incident; the thread keeps
+        trying at every beat and says when heartbeats are recorded again.
+        """
+        coordinator = coordinator_of(self.app)
         try:
-            beat = coordinator_of(self.app).heartbeat(self.worker_id)
+            coordinator.check_state_file()
+            try:
+                beat = coordinator.heartbeat(self.worker_id)
+            except UnknownWorkerError:
+                # The state file was replaced by one that never heard of this worker: join it afresh.
+                coordinator.register_worker(self.worker_id)
+                beat = Heartbeat(self.worker_id, coordinator.get_worker(self.worker_id).incarnation, revived=True)
             if beat.revived:
                 pruned = prune_cache(self.app, self.worker_id)
                 logger.warning(
@@ -62,6 +73,7 @@ class HeartbeatWriter(threading.Thread):
             if not self._failing:
                 logger.error("heartbeat for %s failed: %s; retrying at every beat", self.worker_id, error)
             self._failing = True
+            coordinator.reconnect()
             return
         if self._failing:
             logger.warning("heartbeats for %s are recorded again", self.worker_id)

@@ -1,8 +1,15 @@
-import pytest
-from celery.app.trace import setup_worker_optimizations
-from celery.contrib.testing.worker import test_worker_started
+import os
+import tempfile
 
-from tasks import signals
+import pytest
+
+# Before tasks loads celeryconfig: whatever the in-process app writes (broker folders) goes to a scratch folder,
+# not to ./.coordinator in the checkout.
+os.environ.setdefault("COORDINATOR_HOME", tempfile.mkdtemp(prefix="coordinator-tests-"))
+from celery.app.trace import setup_worker_optimizations  # noqa: E402
+from celery.contrib.testing.worker import test_worker_started  # noqa: E402
+
+from tasks import signals  # noqa: E402
 
 TEST_WORKER = "tester@localhost"
 

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -32,11 +33,11 @@ def state(tmp_path):
     coordinator.assign_work("w2@host", "c")
     coordinator.fail("c", "w2@host", 1, error="FileNotFoundError: gone")
     coordinator.assign_work("silent@host", "d")
-    coordinator._store.write(
-        lambda conn: conn.execute(
-            "UPDATE workers SET last_heartbeat = last_heartbeat - 60 WHERE worker_id = ?", ("silent@host",)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE workers SET last_heartbeat = last_heartbeat - 60, last_seen = last_seen - 60 WHERE worker_id = ?",
+            ("silent@host",),
         )
-    )
     return db, coordinator
 
 
@@ -51,13 +52,13 @@ def test_status_shows_each_worker_and_the_files_by_state(state):
     output = run(db, "status")
     w1 = next(line for line in output.splitlines() if line.startswith("w1@host"))
     assert w1.split()[:3] == ["w1@host", "active", "1"] and w1.split()[-2:] == ["2", "1"]
-    assert "files: pending 2, cached 1, orphaned 0, failed 1 (total 4)" in output
+    assert "files: pending 2, cached 1, orphaned 0, failed 1, quarantined 0 (total 4)" in output
 
 
 def test_status_as_json_for_scripts(state):
     db, _ = state
     document = json.loads(run(db, "status", "--json"))
-    assert document["files"] == {"pending": 2, "cached": 1, "orphaned": 0, "failed": 1}
+    assert document["files"] == {"pending": 2, "cached": 1, "orphaned": 0, "failed": 1, "quarantined": 0}
     silent = next(w for w in document["workers"] if w["worker_id"] == "silent@host")
     assert silent["heartbeat_age"] > 59 and silent["files"] == 1
 
@@ -84,6 +85,20 @@ def test_retire_moves_the_workers_files_at_once(state):
     output = run(db, "retire", "w2@host")
     assert "retired w2@host; moved 1 files" in output
     assert coordinator.get_worker_assignments("w2@host") == []
+
+
+def test_a_quarantined_file_is_shown_and_released_by_hand(state):
+    db, _ = state
+    coordinator = WorkerCoordinator(db, heartbeat_timeout=5.0, max_worker_losses=1)
+    coordinator.begin("d", "silent@host", 1)  # the silent worker died while caching d
+    coordinator.reap()
+    assert [r["file_id"] for r in json.loads(run(db, "files", "--state", "quarantined", "--json"))] == ["d"]
+    assert "quarantined 1" in run(db, "status")
+
+    output = run(db, "release", "d")
+
+    assert re.search(r"released d: w[12]@host", output)
+    assert coordinator.get_file("d").state is FileState.PENDING
 
 
 def test_metrics_in_prometheus_text_format(state):

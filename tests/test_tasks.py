@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import stat
 import threading
 import time
 
@@ -11,7 +12,7 @@ from celery.signals import heartbeat_sent
 from celery.utils.nodenames import worker_direct
 
 import tasks
-from coordinator import FileState, WorkerStatus
+from coordinator import FileState, UnsafeFileIdError, WorkerStatus
 from tasks import signals
 from tasks.state import coordinator_of
 
@@ -119,13 +120,10 @@ def test_a_missing_source_marks_the_file_failed_with_the_reason(celery_app, cele
     assert record.state is FileState.FAILED and "FileNotFoundError" in record.error
 
 
-def test_a_file_id_leaving_the_source_folder_is_refused(celery_app, celery_worker):
-    coordinator_of(celery_app).assign_work(celery_worker.hostname, "../outside")
-
-    result = run_cache_file(celery_app, celery_worker.hostname, "../outside", 1)
-
-    assert result["outcome"] == "failed"
-    assert "leaves the folder" in coordinator_of(celery_app).get_file("../outside").error
+def test_a_file_id_leaving_the_source_folder_is_refused_before_anything_is_sent(celery_app, celery_worker):
+    with pytest.raises(UnsafeFileIdError):
+        tasks.assign("../outside", app=celery_app)
+    assert coordinator_of(celery_app).list_files() == []
 
 
 @pytest.fixture
@@ -188,3 +186,39 @@ def test_the_heartbeat_signal_hands_the_write_to_the_writer_thread(celery_app, c
 
     wait_for(lambda: threads)
     assert threads == ["coordinator-heartbeat"], "the event loop's thread wrote to the state file"
+
+
+def test_a_symlink_leading_out_of_the_source_folder_is_refused(celery_app, celery_worker, tmp_path):
+    (tmp_path / "secret").write_text("not yours")
+    (tmp_path / "source" / "innocent").symlink_to(tmp_path / "secret")
+    coordinator_of(celery_app).assign_work(celery_worker.hostname, "innocent")
+
+    result = run_cache_file(celery_app, celery_worker.hostname, "innocent", 1)
+
+    assert result["outcome"] == "failed"
+    assert "leaves the folder" in coordinator_of(celery_app).get_file("innocent").error
+    assert not tasks.caching.cache_path(celery_app, celery_worker.hostname, "innocent").exists()
+
+
+def test_cache_folders_are_owner_only(celery_app, celery_worker, source):
+    source("deep/er/file", b"x")
+    tasks.assign("deep/er/file", app=celery_app)
+    wait_for(lambda: coordinator_of(celery_app).get_file("deep/er/file").state is FileState.CACHED)
+    root = tasks.caching.worker_cache_dir(celery_app, celery_worker.hostname)
+    for folder in (root.parent, root, root / "deep", root / "deep/er"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
+def test_a_pickled_message_is_refused(celery_app, celery_worker, source):
+    source("a", b"x")
+    source("b", b"y")
+    coordinator = coordinator_of(celery_app)
+    coordinator.assign_work(celery_worker.hostname, "a")
+    coordinator.assign_work(celery_worker.hostname, "b")
+    queue = worker_direct(celery_worker.hostname)
+
+    celery_app.send_task("tasks.cache_file", args=("a", celery_worker.hostname, 1), queue=queue, serializer="pickle")
+    run_cache_file(celery_app, celery_worker.hostname, "b", 1)  # the queue is served in order
+
+    assert coordinator.get_file("a").state is FileState.PENDING
+    assert coordinator.get_file("b").state is FileState.CACHED

@@ -5,6 +5,8 @@ PRAGMA temp_store = MEMORY;
 
 -- Changes of owner staged for one apply_moves (queries.sql); private to the connection.
 CREATE TEMP TABLE IF NOT EXISTS moving (
-    seq       INTEGER PRIMARY KEY,
-    to_worker TEXT
+    seq           INTEGER PRIMARY KEY,
+    to_worker     TEXT,
+    state         TEXT NOT NULL,
+    worker_losses INTEGER NOT NULL
 );
