@@ -14,14 +14,10 @@ import celery_alone
 from common import reachable, save, spread, table, target
 
 from coordinator import WorkerStatus
+from tasks.cluster import BROKER_PORTS as PORTS
+from tasks.cluster import LOCAL_BROKERS as BROKERS
 from tasks.cluster import LocalCluster
 
-BROKERS = {
-    "filesystem": None,
-    "redis": "redis://127.0.0.1:6379/0",
-    "amqp": "amqp://guest:guest@127.0.0.1:5672//",
-}
-PORTS = {"redis": 6379, "amqp": 5672}
 TIMEOUT, INTERVAL, REAP = 2.0, 0.5, 0.5
 
 

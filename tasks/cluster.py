@@ -17,6 +17,13 @@ from pathlib import Path
 from coordinator import FileState, WorkerCoordinator
 
 SAMPLE_SIZES = (0, 1, 100, 4096, 70_000, 300_000)
+# The brokers the tests and benchmarks use on this machine; None is the embedded default (filesystem).
+LOCAL_BROKERS = {
+    "filesystem": None,
+    "redis": "redis://127.0.0.1:6379/0",
+    "amqp": "amqp://guest:guest@127.0.0.1:5672//",
+}
+BROKER_PORTS = {"redis": 6379, "amqp": 5672}
 
 
 class LocalCluster:

@@ -14,9 +14,10 @@ from .state import coordinator_of
 
 logger = logging.getLogger(__name__)
 
-# A cache_file message not consumed within this many seconds expires, and the outbox owes it again: a message
-# stuck in a queue nobody reads costs one expiry, never the file.
-DISPATCH_EXPIRES = 60.0
+# A file still pending this many seconds after its message was sent is sent it again: the safety net for a
+# message the broker lost while its worker lived on (a dead worker's files move, and its queue is purged).
+# Messages carry no expiry: under a backlog, expiring and resending them would only feed the backlog.
+RESEND_AFTER = 600.0
 BATCH = 500
 
 
@@ -30,16 +31,15 @@ def send(app: Celery, dispatches: Sequence[Dispatch]) -> None:
                 "tasks.cache_file",
                 args=(d.file_id, d.worker_id, d.epoch),
                 queue=worker_direct(d.worker_id),
-                expires=DISPATCH_EXPIRES,
                 producer=producer,
             )
     coordinator_of(app).mark_dispatched(dispatches)
 
 
 def send_owed(app: Celery) -> int:
-    """Send every message the outbox owes (never sent, or sent DISPATCH_EXPIRES ago); returns how many."""
+    """Send every message the outbox owes (never sent, or sent RESEND_AFTER ago); returns how many."""
     coordinator, sent = coordinator_of(app), 0
-    while owed := coordinator.owed_dispatches(resend_after=DISPATCH_EXPIRES, limit=BATCH):
+    while owed := coordinator.owed_dispatches(resend_after=RESEND_AFTER, limit=BATCH):
         send(app, owed)
         sent += len(owed)
         if len(owed) < BATCH:

@@ -8,10 +8,24 @@ import pytest
 os.environ.setdefault("COORDINATOR_HOME", tempfile.mkdtemp(prefix="coordinator-tests-"))
 from celery.app.trace import setup_worker_optimizations  # noqa: E402
 from celery.contrib.testing.worker import test_worker_started  # noqa: E402
+from helpers import TIMEOUT, ManualClock  # noqa: E402
 
+from coordinator import WorkerCoordinator  # noqa: E402
 from tasks import signals  # noqa: E402
 
 TEST_WORKER = "tester@localhost"
+
+
+@pytest.fixture
+def clock():
+    """The monotonic clock of the coordinator fixture, moved by hand."""
+    return ManualClock()
+
+
+@pytest.fixture
+def coordinator(tmp_path, clock):
+    """A coordinator on a fresh state file, judging staleness on the hand-moved clock."""
+    return WorkerCoordinator(str(tmp_path / "state.db"), heartbeat_timeout=TIMEOUT, clock=clock)
 
 
 @pytest.fixture

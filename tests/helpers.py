@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+TIMEOUT = 5.0  # the heartbeat timeout of the coordinator fixture (conftest.py)
+
 
 class ManualClock:
     """A clock that only moves when told, so staleness is decided without sleeping."""

@@ -110,7 +110,7 @@ class Soak:
     def assign_some(self, assigner) -> None:
         """A handful of new files; one in ten has its source deleted before it is cached."""
         ids = []
-        for _ in range(self.rng.randint(1, 6)):
+        for _ in range(self.rng.randint(1, 3)):
             file_id = f"soak/{self.batch:05}.bin"
             self.batch += 1
             data = self.rng.randbytes(self.rng.choice((0, 10, 5_000, 60_000)))

@@ -1,7 +1,7 @@
 """The rules of ownership on one process: heartbeats, assignment, fencing, reap, retire, the outbox."""
 
 import pytest
-from helpers import ManualClock
+from helpers import TIMEOUT  # the clock and coordinator fixtures are in conftest.py
 
 from coordinator import (
     AlreadyAssignedError,
@@ -10,22 +10,9 @@ from coordinator import (
     MoveReason,
     UnknownFileError,
     UnknownWorkerError,
-    WorkerCoordinator,
     WorkerNotActiveError,
     WorkerStatus,
 )
-
-TIMEOUT = 5.0
-
-
-@pytest.fixture
-def clock():
-    return ManualClock()
-
-
-@pytest.fixture
-def coordinator(tmp_path, clock):
-    return WorkerCoordinator(str(tmp_path / "state.db"), heartbeat_timeout=TIMEOUT, clock=clock)
 
 
 def test_detection_reports_silent_active_and_dead_workers_but_never_retired_ones(coordinator, clock):

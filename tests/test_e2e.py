@@ -11,16 +11,12 @@ import uuid
 import pytest
 
 from coordinator import FileState, WorkerStatus
+from tasks.cluster import BROKER_PORTS as SERVICE_PORTS
+from tasks.cluster import LOCAL_BROKERS as BROKERS
 from tasks.cluster import LocalCluster
 
 pytestmark = pytest.mark.e2e
 
-BROKERS = {
-    "filesystem": None,
-    "redis": "redis://127.0.0.1:6379/0",
-    "amqp": "amqp://guest:guest@127.0.0.1:5672//",
-}
-SERVICE_PORTS = {"redis": 6379, "amqp": 5672}
 TIMEOUT, INTERVAL, REAP = 2.0, 0.5, 0.5
 # Detection takes the timeout plus up to one reap interval; the rest is messaging and copying.
 RECOVERY_BUDGET = TIMEOUT + REAP + 10.0

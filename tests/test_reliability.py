@@ -5,7 +5,7 @@ import stat
 import time
 
 import pytest
-from helpers import ManualClock
+from helpers import TIMEOUT  # the clock and coordinator fixtures are in conftest.py
 
 from coordinator import (
     FileQuarantinedError,
@@ -17,18 +17,6 @@ from coordinator import (
     WorkerCoordinator,
     WorkerStatus,
 )
-
-TIMEOUT = 5.0
-
-
-@pytest.fixture
-def clock():
-    return ManualClock()
-
-
-@pytest.fixture
-def coordinator(tmp_path, clock):
-    return WorkerCoordinator(str(tmp_path / "state.db"), heartbeat_timeout=TIMEOUT, clock=clock)
 
 
 def kill_owner_while_caching(coordinator, clock, file_id, *, begin=True):
