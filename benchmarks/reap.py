@@ -31,7 +31,7 @@ def prepared(path: Path, files: int, live: int, silent: int = 1) -> WorkerCoordi
             + [(f"live-{i}", now, now, now) for i in range(live)],
         )
         connection.executemany(
-            "INSERT INTO assignments (file_id, worker_id, state, epoch, assigned_at, updated_at, dispatched_at)"
+            "INSERT INTO assignments (file_id, worker_id, state, epoch, assigned_at, updated_at, resend_at)"
             " VALUES (?, ?, 'cached', 1, ?, ?, ?)",
             ((f"file-{i:07}", f"silent-{i % silent}", now, now, now) for i in range(files)),
         )

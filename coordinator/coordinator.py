@@ -428,17 +428,23 @@ class WorkerCoordinator:
         rows = self._store.read(lambda conn: conn.execute(Q["count_files"]).fetchall())
         return [FileCount(worker_id, FileState(state), files, moves) for worker_id, state, files, moves in rows]
 
-    def owed_dispatches(self, *, resend_after: float, limit: int = 1000) -> list[Dispatch]:
-        """The outbox: pending files whose message to an active owner was never sent, or sent resend_after s ago."""
-        cutoff = self._clock() - _check_seconds("resend_after", resend_after)
-        params = {"cutoff": cutoff, "limit": limit}
-        rows = self._store.read(lambda conn: conn.execute(Q["owed_dispatches"], params).fetchall())
-        return [Dispatch(*row) for row in rows]
+    def claim_dispatches(self, *, lease: float, limit: int = 1000, file_id: str | None = None) -> list[Dispatch]:
+        """Claim, for lease seconds, up to limit cache_file messages owed to active owners (only file_id's if given).
 
-    def mark_dispatched(self, dispatches: Iterable[Dispatch]) -> None:
-        """Record that these messages were sent; one for an epoch that has moved on is ignored."""
-        now = self._clock()
-        params = [{"file_id": d.file_id, "epoch": d.epoch, "now": now} for d in dispatches]
+        The outbox. A claimed message is no other sender's to send; one not marked sent within the lease is owed
+        again, so a sender that dies between its claim and its send loses nothing.
+        """
+        if file_id is not None:
+            _check_file_id(file_id)
+        seen = self._clock()
+        params = {"seen": seen, "until": seen + _check_seconds("lease", lease), "limit": limit, "file_id": file_id}
+        rows = self._store.write(lambda conn: conn.execute(Q["claim_dispatches"], params).fetchall(), durable=False)
+        return sorted((Dispatch(*row) for row in rows), key=lambda d: d.file_id)
+
+    def mark_dispatched(self, dispatches: Iterable[Dispatch], *, resend_after: float) -> None:
+        """Record that these messages were sent: owed again only if still pending resend_after seconds from now."""
+        until = self._clock() + _check_seconds("resend_after", resend_after)
+        params = [{"file_id": d.file_id, "epoch": d.epoch, "until": until} for d in dispatches]
         self._store.write(lambda conn: conn.executemany(Q["mark_dispatched"], params), durable=False)
 
     # --- helpers --------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from celery import Celery
 from celery.utils.nodenames import worker_direct
 
-from coordinator import Dispatch, FileState
+from coordinator import Dispatch
 
 from .state import coordinator_of
 
@@ -18,11 +18,13 @@ logger = logging.getLogger(__name__)
 # message the broker lost while its worker lived on (a dead worker's files move, and its queue is purged).
 # Messages carry no expiry: under a backlog, expiring and resending them would only feed the backlog.
 RESEND_AFTER = 600.0
+# A sender claims messages before it sends them; if it dies in between, they are owed again this much later.
+LEASE = 10.0
 BATCH = 500
 
 
 def send(app: Celery, dispatches: Sequence[Dispatch]) -> None:
-    """Publish cache_file for each dispatch to its worker's direct queue, then record them as sent."""
+    """Publish cache_file for each claimed dispatch to its worker's direct queue, then record them as sent."""
     if not dispatches:
         return
     with app.producer_or_acquire() as producer:
@@ -33,13 +35,13 @@ def send(app: Celery, dispatches: Sequence[Dispatch]) -> None:
                 queue=worker_direct(d.worker_id),
                 producer=producer,
             )
-    coordinator_of(app).mark_dispatched(dispatches)
+    coordinator_of(app).mark_dispatched(dispatches, resend_after=RESEND_AFTER)
 
 
 def send_owed(app: Celery) -> int:
-    """Send every message the outbox owes (never sent, or sent RESEND_AFTER ago); returns how many."""
+    """Claim and send every message the outbox owes; returns how many."""
     coordinator, sent = coordinator_of(app), 0
-    while owed := coordinator.owed_dispatches(resend_after=RESEND_AFTER, limit=BATCH):
+    while owed := coordinator.claim_dispatches(lease=LEASE, limit=BATCH):
         send(app, owed)
         sent += len(owed)
         if len(owed) < BATCH:
@@ -57,7 +59,8 @@ def assign(
     """
     if app is None:
         from tasks import app
-    record = coordinator_of(app).assign(file_id, worker_id, reassign=reassign)
-    if record.state is FileState.PENDING:
-        send(app, [Dispatch(record.file_id, record.worker_id, record.epoch)])
+    coordinator = coordinator_of(app)
+    record = coordinator.assign(file_id, worker_id, reassign=reassign)
+    # Claimed first: a reaper sending the outbox at this moment must not send it too.
+    send(app, coordinator.claim_dispatches(lease=LEASE, file_id=file_id))
     return record.worker_id

@@ -245,38 +245,66 @@ def test_redistribution_refuses_a_target_that_cannot_take_work(coordinator, cloc
     assert coordinator.redistribute_from_dead_worker("dead", "live") == []
 
 
-def test_the_outbox_owes_a_message_for_every_change_of_owner(coordinator, clock):
+def claim(coordinator, **options):
+    return [(d.file_id, d.worker_id, d.epoch) for d in coordinator.claim_dispatches(lease=10, **options)]
+
+
+def test_the_outbox_owes_a_message_for_every_change_of_owner(coordinator):
     coordinator.register_worker("a")
     coordinator.register_worker("b")
     coordinator.assign_work("a", "f")
-    owed = coordinator.owed_dispatches(resend_after=60)
+    owed = coordinator.claim_dispatches(lease=10)
     assert [(d.file_id, d.worker_id, d.epoch) for d in owed] == [("f", "a", 1)]
+    assert claim(coordinator) == [], "a claimed message is no other sender's"
 
-    coordinator.mark_dispatched(owed)
-    assert coordinator.owed_dispatches(resend_after=60) == []
-
+    coordinator.mark_dispatched(owed, resend_after=60)
     coordinator.assign("f", "b", reassign=True)
-    coordinator.mark_dispatched(owed)  # a late mark for epoch 1 does not cover epoch 2
-    assert [(d.worker_id, d.epoch) for d in coordinator.owed_dispatches(resend_after=60)] == [("b", 2)]
+    coordinator.mark_dispatched(owed, resend_after=60)  # a late mark for epoch 1 does not cover epoch 2
+
+    assert claim(coordinator) == [("f", "b", 2)]
+
+
+def test_a_claim_never_marked_sent_is_owed_again_after_its_lease(coordinator, clock):
+    coordinator.register_worker("a")
+    coordinator.assign_work("a", "f")
+    assert claim(coordinator) == [("f", "a", 1)]  # ... and the sender dies before it sends
+    clock.advance(11)
+    coordinator.record_heartbeat("a")
+
+    assert claim(coordinator) == [("f", "a", 1)]
 
 
 def test_the_outbox_sends_again_what_stays_pending_too_long(coordinator, clock):
     coordinator.register_worker("a")
     coordinator.assign_work("a", "f")
-    coordinator.mark_dispatched(coordinator.owed_dispatches(resend_after=60))
-    clock.advance(61)
+    coordinator.mark_dispatched(coordinator.claim_dispatches(lease=10), resend_after=60)
+    clock.advance(30)
+    coordinator.record_heartbeat("a")
+    assert claim(coordinator) == []
+    clock.advance(31)
     coordinator.record_heartbeat("a")
 
-    assert [d.file_id for d in coordinator.owed_dispatches(resend_after=60)] == ["f"]
+    assert claim(coordinator) == [("f", "a", 1)]
     coordinator.complete("f", "a", 1, size=0, sha256="x")
-    assert coordinator.owed_dispatches(resend_after=60) == []
+    clock.advance(61)
+    coordinator.record_heartbeat("a")
+    assert claim(coordinator) == [], "a cached file is owed nothing"
+
+
+def test_one_file_can_be_claimed_alone(coordinator):
+    coordinator.register_worker("a")
+    coordinator.assign_work("a", "f")
+    coordinator.assign_work("a", "g")
+
+    assert claim(coordinator, file_id="g") == [("g", "a", 1)]
+    assert claim(coordinator) == [("f", "a", 1)]
 
 
 def test_a_new_incarnation_is_owed_its_pending_files_again(coordinator):
     coordinator.register_worker("a")
     coordinator.assign_work("a", "f")
-    coordinator.mark_dispatched(coordinator.owed_dispatches(resend_after=60))
+    coordinator.mark_dispatched(coordinator.claim_dispatches(lease=10), resend_after=60)
 
     coordinator.register_worker("a")
 
-    assert [d.file_id for d in coordinator.owed_dispatches(resend_after=60)] == ["f"]
+    assert claim(coordinator) == [("f", "a", 1)]

@@ -43,7 +43,7 @@ def test_a_file_whose_owners_keep_dying_while_caching_it_is_quarantined(coordina
     record = coordinator.get_file("poison")
     assert (record.state, record.worker_id, record.worker_losses) == (FileState.QUARANTINED, None, 3)
     assert [(m.file_id, m.to_worker, m.reason) for m in report.moves] == [("poison", None, MoveReason.QUARANTINED)]
-    assert coordinator.owed_dispatches(resend_after=60) == [], "a quarantined file is not re-enqueued"
+    assert coordinator.claim_dispatches(lease=10) == [], "a quarantined file is not re-enqueued"
     assert coordinator.reap().moves == [], "nor placed by a reap"
     with pytest.raises(FileQuarantinedError, match="'poison' is quarantined"):
         coordinator.assign("poison")
@@ -118,14 +118,14 @@ def test_after_a_reboot_every_worker_of_the_old_boot_counts_as_silent(tmp_path, 
     coordinator = WorkerCoordinator(path, TIMEOUT, clock=clock)
     coordinator.register_worker("w")
     coordinator.assign_work("w", "f")
-    coordinator.mark_dispatched(coordinator.owed_dispatches(resend_after=60))
+    coordinator.mark_dispatched(coordinator.claim_dispatches(lease=10), resend_after=600)
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE meta SET value = 'an-earlier-boot' WHERE key = 'boot_id'")
 
     after = WorkerCoordinator(path, TIMEOUT, clock=clock)
 
     assert after.detect_dead_workers() == ["w"]
-    assert [d.file_id for d in after.owed_dispatches(resend_after=60)] == ["f"], "messages of the old boot are owed"
+    assert [d.file_id for d in after.claim_dispatches(lease=10)] == ["f"], "messages of the old boot are owed"
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO UPDATE 
 UPDATE workers SET last_seen = :never;
 
 -- name: owe_every_pending_file
-UPDATE assignments SET dispatched_at = 0 WHERE state = 'pending';
+UPDATE assignments SET resend_at = 0 WHERE state = 'pending';
 
 -- name: upsert_worker
 INSERT INTO workers (worker_id, status, incarnation, registered_at, last_heartbeat, status_changed_at, last_seen)
@@ -84,12 +84,12 @@ INSERT INTO moving (seq, to_worker, state, worker_losses) VALUES (?, ?, ?, ?);
 -- One statement for every staged change of owner: far cheaper than one UPDATE per file.
 UPDATE assignments SET
     worker_id = moving.to_worker, state = moving.state, worker_losses = moving.worker_losses,
-    epoch = epoch + 1, assigned_at = :now, updated_at = :now, dispatched_at = 0, started_at = NULL,
+    epoch = epoch + 1, assigned_at = :now, updated_at = :now, resend_at = 0, started_at = NULL,
     size = NULL, sha256 = NULL, error = NULL
 FROM moving WHERE moving.seq = assignments.seq;
 
 -- name: redispatch_pending_files
-UPDATE assignments SET dispatched_at = 0 WHERE worker_id = :worker_id AND state = 'pending';
+UPDATE assignments SET resend_at = 0 WHERE worker_id = :worker_id AND state = 'pending';
 
 -- name: get_file
 SELECT seq, file_id, worker_id, state, epoch, assigned_at, updated_at, size, sha256, error, worker_losses
@@ -118,15 +118,20 @@ UPDATE assignments SET started_at = :now WHERE file_id = :file_id;
 UPDATE assignments SET state = :state, updated_at = :now, size = :size, sha256 = :sha256, error = :error
 WHERE file_id = :file_id;
 
--- name: owed_dispatches
--- CROSS JOIN keeps assignments as the outer loop, so the scan runs on the small assignments_owed index
--- rather than over every file of every active worker.
-SELECT a.file_id, a.worker_id, a.epoch
-FROM assignments a CROSS JOIN workers w ON w.worker_id = a.worker_id
-WHERE a.state = 'pending' AND a.dispatched_at < :cutoff AND w.status = 'active'
-ORDER BY a.dispatched_at
-LIMIT :limit;
+-- name: claim_dispatches
+-- Claimed in the same statement that finds them, so two senders never send the same message. CROSS JOIN keeps
+-- assignments as the outer loop: the scan runs on the small assignments_owed index, not over every file of
+-- every active worker.
+UPDATE assignments SET resend_at = :until
+WHERE seq IN (
+    SELECT a.seq FROM assignments a CROSS JOIN workers w ON w.worker_id = a.worker_id
+    WHERE a.state = 'pending' AND a.resend_at <= :seen AND w.status = 'active'
+        AND (:file_id IS NULL OR a.file_id = :file_id)
+    ORDER BY a.resend_at
+    LIMIT :limit
+)
+RETURNING file_id, worker_id, epoch;
 
 -- name: mark_dispatched
-UPDATE assignments SET dispatched_at = :now
+UPDATE assignments SET resend_at = :until
 WHERE file_id = :file_id AND epoch = :epoch AND state = 'pending';

@@ -30,8 +30,9 @@ CREATE TABLE assignments (
     epoch         INTEGER NOT NULL,     -- raised at every change of owner; older epochs are fenced off
     assigned_at   REAL NOT NULL,        -- when the current owner got it
     updated_at    REAL NOT NULL,
-    -- The outbox: 0 means a cache_file message is owed to the owner; otherwise when one was last sent.
-    dispatched_at REAL NOT NULL DEFAULT 0,
+    -- The outbox, on the monotonic clock: a cache_file message is owed to the owner from this time on. 0 on every
+    -- change of owner; pushed out by a short lease when a sender claims it, and far out once it is sent.
+    resend_at     REAL NOT NULL DEFAULT 0,
     started_at    REAL,                 -- when the owner began caching it under this epoch
     worker_losses INTEGER NOT NULL DEFAULT 0,  -- owners that died while caching it
     size          INTEGER,
@@ -42,5 +43,5 @@ CREATE TABLE assignments (
 
 -- A worker's files in assignment order, load counts, and files without an owner (worker_id IS NULL).
 CREATE INDEX assignments_by_worker ON assignments (worker_id, seq);
--- The outbox scan: pending files whose message is owed or overdue. Partial, so cached files cost it nothing.
-CREATE INDEX assignments_owed ON assignments (dispatched_at) WHERE state = 'pending';
+-- The outbox scan: pending files whose message is owed. Partial, so cached files cost it nothing.
+CREATE INDEX assignments_owed ON assignments (resend_at) WHERE state = 'pending';
