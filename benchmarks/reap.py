@@ -22,13 +22,13 @@ def prepared(path: Path, files: int, live: int, silent: int = 1) -> WorkerCoordi
     The rows are bulk-inserted with plain SQL: going through assign_work would time the set-up, not the reap.
     """
     coordinator = WorkerCoordinator(str(path), heartbeat_timeout=5.0)
-    now = time.time()
+    now, seen = time.time(), time.monotonic()
     with sqlite3.connect(path, isolation_level=None) as connection:
         connection.execute("BEGIN")
         connection.executemany(
-            "INSERT INTO workers VALUES (?, 'active', 1, ?, ?, ?)",
-            [(f"silent-{i}", now - STALE, now - STALE, now - STALE) for i in range(silent)]
-            + [(f"live-{i}", now, now, now) for i in range(live)],
+            "INSERT INTO workers VALUES (?, 'active', 1, ?, ?, ?, ?)",
+            [(f"silent-{i}", now - STALE, now - STALE, now - STALE, seen - STALE) for i in range(silent)]
+            + [(f"live-{i}", now, now, now, seen) for i in range(live)],
         )
         connection.executemany(
             "INSERT INTO assignments (file_id, worker_id, state, epoch, assigned_at, updated_at, resend_at)"
