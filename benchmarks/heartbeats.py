@@ -83,13 +83,16 @@ def offered_load(db_path: str, workers: int, period: float, processes: int, seco
 
 
 def ceiling(db_path: str, seconds: float) -> float:
-    """One bare sqlite3 UPDATE loop with our pragmas (WAL, synchronous=NORMAL, autocommit): updates/s."""
+    """The same UPDATE a heartbeat makes, in a bare sqlite3 loop with our pragmas (WAL, NORMAL, autocommit)."""
     WorkerCoordinator(db_path).register_worker("ceiling")
     connection = sqlite3.connect(db_path, isolation_level=None, timeout=5)
     connection.execute("PRAGMA synchronous = NORMAL")
     count, deadline = 0, time.time() + seconds
     while time.time() < deadline:
-        connection.execute("UPDATE workers SET last_heartbeat = ? WHERE worker_id = ?", (time.time(), "ceiling"))
+        connection.execute(
+            "UPDATE workers SET last_heartbeat = ?, last_seen = ? WHERE worker_id = ? AND status = 'active'",
+            (time.time(), time.monotonic(), "ceiling"),
+        )
         count += 1
     connection.close()
     return count / seconds
