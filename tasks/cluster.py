@@ -137,14 +137,29 @@ class LocalCluster:
                 return False
         return True
 
+    def cached_intact(self, file_id: str, sha256: str, worker_ids: set[str]) -> bool:
+        """Whether one of worker_ids has the file cached with the source's bytes, in the state and on disk."""
+        record = self.coordinator.get_file(file_id)
+        path = self.cache_dir / str(record.worker_id) / file_id
+        return (
+            record.state is FileState.CACHED
+            and record.worker_id in worker_ids
+            and record.sha256 == sha256
+            and path.is_file()
+            and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+        )
+
     def busiest(self, names: Iterable[str]) -> str:
         """The name of the worker among names that owns the most files."""
         return max(names, key=lambda n: len(self.coordinator.get_worker_assignments(self.node(n))))
 
     def assign(self, file_ids: Iterable[str]) -> None:
         """Enqueue the files through tasks.assign, from a separate process as a user's script would."""
-        script = "import sys, tasks\nfor file_id in sys.argv[1:]:\n    tasks.assign(file_id)\n"
-        subprocess.run([sys.executable, "-c", script, *file_ids], cwd=self.home, env=self.env, check=True)
+        assigner = self.start_assigner()
+        assigner.stdin.write("".join(f"{file_id}\n" for file_id in file_ids))
+        assigner.stdin.close()
+        if assigner.wait(300) != 0:
+            raise RuntimeError(f"assigning failed:\n{self.log('assigner')[-3000:]}")
 
     def start_assigner(self) -> subprocess.Popen:
         """A process that assigns, through tasks.assign, each file id written to its stdin (one per line)."""

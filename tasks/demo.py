@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import signal
 import sys
@@ -91,23 +90,6 @@ def watch_recovery(cluster: LocalCluster, victim: str, held: list[str], survivor
         time.sleep(0.1 if live.tty else 0.5)
 
 
-def count_lost(cluster: LocalCluster, files: dict[str, str], survivors: set[str]) -> int:
-    """Files not cached on a live worker with the source's bytes, checked in the state and on disk."""
-    lost = 0
-    for file_id, sha256 in files.items():
-        record = cluster.coordinator.get_file(file_id)
-        path = cluster.cache_dir / str(record.worker_id) / file_id
-        ok = (
-            record.state is FileState.CACHED
-            and record.worker_id in survivors
-            and record.sha256 == sha256
-            and path.is_file()
-            and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
-        )
-        lost += not ok
-    return lost
-
-
 def run_demo(*, keep: bool, count: int) -> int:
     """Run the demo; returns the exit status (0 when no file was lost)."""
     home = Path(tempfile.mkdtemp(prefix="coordinator-demo-"))
@@ -139,7 +121,7 @@ def run_demo(*, keep: bool, count: int) -> int:
         detected, recovered = watch_recovery(cluster, victim, held, survivors)
 
         step("verifying every file: cached on a live worker, sha256 equal to the source")
-        lost = count_lost(cluster, files, survivors)
+        lost = sum(not cluster.cached_intact(f, sha256, survivors) for f, sha256 in files.items())
         click.echo(f"    files:                  {count}")
         click.echo(f"    worker killed:          {node} ({len(held)} files)")
         click.echo(f"    time to detect:         {detected:.1f} s")

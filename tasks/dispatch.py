@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from celery import Celery
@@ -11,8 +10,6 @@ from celery.utils.nodenames import worker_direct
 from coordinator import Dispatch
 
 from .state import coordinator_of
-
-logger = logging.getLogger(__name__)
 
 # A file still pending this many seconds after its message was sent is sent it again: the safety net for a
 # message the broker lost while its worker lived on (a dead worker's files move, and its queue is purged).

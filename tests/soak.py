@@ -205,6 +205,7 @@ class Soak:
         with suppress(TimeoutError):
             self.cluster.wait_until(done, 120, "the cluster to settle")
         workers = {w.worker_id: w for w in coordinator.list_workers()}
+        active = {w for w, worker in workers.items() if worker.status is WorkerStatus.ACTIVE}
         owned = [f for w in workers for f in coordinator.get_worker_assignments(w)]
         if len(owned) != len(set(owned)):
             self.report.violations.append("a file is owned twice")
@@ -220,15 +221,7 @@ class Soak:
                 else:
                     self.report.lost.append(f"{file_id}: source deleted, but {record.state.value}")
                 continue
-            path = self.cluster.cache_dir / str(record.worker_id) / file_id
-            ok = (
-                record.state is FileState.CACHED
-                and workers[record.worker_id].status is WorkerStatus.ACTIVE
-                and record.sha256 == sha256
-                and path.is_file()
-                and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
-            )
-            if not ok:
+            if not self.cluster.cached_intact(file_id, sha256, active):
                 self.report.lost.append(f"{file_id}: {record}")
 
     def count_outcomes(self) -> None:

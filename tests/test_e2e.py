@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from coordinator import FileState, WorkerStatus
+from coordinator import WorkerStatus
 from tasks.cluster import BROKER_PORTS as SERVICE_PORTS
 from tasks.cluster import LOCAL_BROKERS as BROKERS
 from tasks.cluster import LocalCluster
@@ -84,11 +84,7 @@ def assert_every_file_cached_once_with_its_bytes(cluster: LocalCluster, nodes: s
     ]
     assert sorted(owned) == sorted(cluster.files), "a file has no owner or two"
     for file_id, sha256 in cluster.files.items():
-        record = cluster.coordinator.get_file(file_id)
-        assert record.state is FileState.CACHED and record.worker_id in nodes, record
-        assert record.sha256 == sha256
-        cached = cluster.cache_dir / record.worker_id / file_id
-        assert hashlib.sha256(cached.read_bytes()).hexdigest() == sha256, f"{cached} differs from its source"
+        assert cluster.cached_intact(file_id, sha256, nodes), cluster.coordinator.get_file(file_id)
 
 
 def survivors(cluster: LocalCluster, victim: str) -> set[str]:
