@@ -1,49 +1,66 @@
-"""SQLite connections: WAL, busy timeout, BEGIN IMMEDIATE, bounded retry, one connection per process and thread."""
+"""The store interface: named SQL per dialect, one connection per process and thread, whole transactions retried.
+
+Two implementations: sqlite_store (a file, the embedded default) and postgres_store (workers on several hosts).
+"""
 
 from __future__ import annotations
 
 import os
 import random
-import sqlite3
+import re
 import threading
 import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from enum import Enum
 from importlib import resources
-from pathlib import Path
-from typing import TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from .errors import SchemaVersionError, StateDatabaseError
+from .errors import StateDatabaseError
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 SCHEMA_VERSION = 1
-# How long SQLite itself waits on a lock before answering SQLITE_BUSY.
-BUSY_TIMEOUT = 5.0
-# How long a transaction is retried after SQLITE_BUSY before StateDatabaseError.
+# How long a transaction is retried (locked, serialization failure, connection lost) before StateDatabaseError.
 RETRY_BUDGET = 60.0
-
-_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-# Connections inherited across fork() are kept referenced so the child never closes (and so never
-# checkpoints or unlocks) a handle that belongs to its parent.
-_inherited: list[sqlite3.Connection] = []
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def _load_sql(name: str) -> str:
-    return resources.files(__package__).joinpath("sql", name).read_text(encoding="utf-8")
+class Cursor(Protocol):
+    def fetchone(self) -> tuple | None: ...
+    def fetchall(self) -> list[tuple]: ...
+    def __iter__(self) -> Any: ...
 
 
-def _statements(script: str) -> list[str]:
-    """Split a script into complete statements (executescript would commit our transaction)."""
-    statements, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    return [s for s in statements if s.strip(" \n;")]
+class Session(Protocol):
+    """What a unit of work sees: the store's named queries and the clock the store judges time on."""
+
+    def execute(self, name: str, params: Any = ()) -> Cursor:
+        """Run the named query (named parameters as a dict, positional ones as a tuple)."""
+
+    def executemany(self, name: str, rows: Iterable[Any]) -> None:
+        """Run the named query once per row."""
+
+    def clock(self) -> tuple[float, float]:
+        """(wall-clock seconds for people, seconds on the clock staleness is judged on)."""
 
 
-def _named_queries(script: str) -> dict[str, str]:
+class Failure(Enum):
+    """What a driver error means to the retry loop."""
+
+    RETRY = "retry"  # locked, or lost a race: the same transaction will succeed later
+    RECONNECT = "reconnect"  # the connection is broken: open another and retry
+    FATAL = "fatal"  # retrying changes nothing
+
+
+def load_sql(*parts: str) -> str:
+    """The text of a file under coordinator/sql/."""
+    return resources.files(__package__).joinpath("sql", *parts).read_text(encoding="utf-8")
+
+
+def named_queries(script: str) -> dict[str, str]:
+    """The queries of a file, by the name on their '-- name:' line."""
     queries: dict[str, str] = {}
     name = None
     for line in script.splitlines():
@@ -55,156 +72,148 @@ def _named_queries(script: str) -> dict[str, str]:
     return {name: sql.strip().rstrip(";") for name, sql in queries.items()}
 
 
-QUERIES = _named_queries(_load_sql("queries.sql"))
-_CONNECTION_SQL = _load_sql("connection.sql")
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
-class _Connection(sqlite3.Connection):
-    synchronous = ""  # the PRAGMA synchronous last set, so it is only sent when it changes
+def dialect_queries(dialect: str, *, pyformat: bool = False) -> dict[str, str]:
+    """The shared queries (sql/queries.sql), with those of sql/<dialect>/queries.sql taking their names' place.
+
+    pyformat rewrites :name and ? parameters as %(name)s and %s, the only styles psycopg takes.
+    """
+    queries = {**named_queries(load_sql("queries.sql")), **named_queries(load_sql(dialect, "queries.sql"))}
+    if pyformat:
+        queries = {name: _NAMED.sub(r"%(\1)s", sql).replace("?", "%s") for name, sql in queries.items()}
+    return queries
 
 
-def _is_busy(error: sqlite3.Error) -> bool:
-    return getattr(error, "sqlite_errorcode", None) is not None and error.sqlite_errorcode & 0xFF in _BUSY_CODES
+def is_postgres(location: str | os.PathLike[str]) -> bool:
+    """True for a postgresql:// (or postgres://) URL, false for a file path."""
+    return str(location).startswith(POSTGRES_SCHEMES)
 
 
-class Store:
-    """The state file: creates its schema, hands each thread its own connection, retries busy transactions."""
+class Store(ABC, Generic[C]):
+    """Where the state lives. Each thread of each process gets its own connection (reopened after fork()), and
+    every unit of work runs as one transaction, retried whole when the database says another one got in the way."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path).expanduser().absolute()
-        if self.path.is_dir():
-            raise StateDatabaseError(f"state database path {str(self.path)!r} is a directory")
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Owner-only from the start; SQLite gives the -wal and -shm files the same mode.
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        except OSError as error:
-            raise StateDatabaseError(f"cannot create the state database {str(self.path)!r}: {error}") from error
+    #: True when staleness is judged on this machine's monotonic clock (so readings die with the boot).
+    local_clock: bool
+    #: The path or URL, fit to show (no password).
+    location: str
+
+    def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[C] = []
         self._generation = 0  # raised to make every thread reopen its connection
-        self._identity = self._stat()
-        self.write(self._ensure_schema)
 
-    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run work in autocommit mode (each statement sees a consistent snapshot), retrying on busy."""
-        return self._retry(work, None, "", RETRY_BUDGET)
+    def read(self, work: Callable[[Session], T]) -> T:
+        """Run work in a read-only snapshot, retrying when the database is busy."""
+        return self._retry(work, write=False, durable=False, budget=RETRY_BUDGET)
 
-    def write(
-        self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True, budget: float = RETRY_BUDGET
-    ) -> T:
-        """Run work in one BEGIN IMMEDIATE transaction, retried whole on busy for up to budget seconds.
+    def write(self, work: Callable[[Session], T], *, durable: bool = True, budget: float = RETRY_BUDGET) -> T:
+        """Run work as one transaction that sees the others as if one at a time, retried whole for up to budget s.
 
-        durable syncs the commit to disk; without it a crash of the machine (not of the process) may lose it.
+        durable waits for the commit to reach the disk; without it a crash of the machine (not of the process)
+        may lose it.
         """
-        return self._retry(work, "BEGIN IMMEDIATE", "FULL" if durable else "NORMAL", budget)
+        return self._retry(work, write=True, durable=durable, budget=budget)
 
     def check_file(self) -> None:
-        """Reconnect every thread if the state file was replaced; StateDatabaseError if it is gone."""
-        identity = self._stat()
-        if identity != self._identity:
-            self._identity = identity
-            self.reconnect()
-            self.write(self._ensure_schema)
+        """Reconnect if the state was replaced under us; StateDatabaseError if it is gone. A no-op for a server."""
 
     def reconnect(self) -> None:
-        """Make every thread open a fresh connection at its next use (after the file was replaced, say)."""
+        """Make every thread open a fresh connection at its next use (after the state was replaced, say)."""
         self._generation += 1
-
-    def _stat(self) -> tuple[int, int]:
-        try:
-            status = os.stat(self.path)
-        except OSError as error:
-            raise StateDatabaseError(f"state database {str(self.path)!r} is gone: {error}") from error
-        return status.st_dev, status.st_ino
 
     def close(self) -> None:
         """Close every connection this process opened."""
         with self._lock:
             connections, self._connections = self._connections, []
         for connection in connections:
-            connection.close()
+            self._close(connection)
         self._local = threading.local()
 
-    def _retry(self, work: Callable[[sqlite3.Connection], T], begin: str | None, synchronous: str, budget: float) -> T:
+    @abstractmethod
+    def _open(self) -> tuple[C, Session]:
+        """A new connection, set up, and the session that runs named queries on it."""
+
+    @abstractmethod
+    def _transaction(
+        self, connection: C, session: Session, work: Callable[[Session], T], write: bool, durable: bool
+    ) -> T:
+        """Run work once, in one transaction (or snapshot for a read)."""
+
+    @abstractmethod
+    def _failure(self, error: Exception) -> Failure | None:
+        """What a driver error means, or None if it is not one of the driver's."""
+
+    @abstractmethod
+    def _close(self, connection: C) -> None:
+        """Close a connection, ignoring errors."""
+
+    def _retry(self, work: Callable[[Session], T], *, write: bool, durable: bool, budget: float) -> T:
         deadline = time.monotonic() + budget
         delay = 0.005
         while True:
             try:
-                connection = self._connection()
-                if synchronous and connection.synchronous != synchronous:
-                    connection.execute(f"PRAGMA synchronous = {synchronous}")
-                    connection.synchronous = synchronous
-                if begin is None:
-                    return work(connection)
-                connection.execute(begin)
-                try:
-                    result = work(connection)
-                    connection.execute("COMMIT")
-                    return result
-                except BaseException:
-                    if connection.in_transaction:
-                        connection.execute("ROLLBACK")
+                connection, session = self._connection()
+                return self._transaction(connection, session, work, write, durable)
+            except Exception as error:
+                failure = self._failure(error)
+                if failure is None:
                     raise
-            except sqlite3.Error as error:
-                if not _is_busy(error):
-                    raise StateDatabaseError(f"state database {str(self.path)!r}: {error}") from error
+                if failure is Failure.FATAL:
+                    raise StateDatabaseError(f"state database {self.location}: {error}") from error
+                if failure is Failure.RECONNECT:
+                    self._drop_connection()
                 if time.monotonic() >= deadline:
+                    what = "unreachable" if failure is Failure.RECONNECT else "locked"
                     raise StateDatabaseError(
-                        f"state database {str(self.path)!r} stayed locked for {budget:.0f} s: {error}"
+                        f"state database {self.location} stayed {what} for {budget:.0f} s: {error}"
                     ) from error
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 0.25)
 
-    def _connection(self) -> _Connection:
+    def _connection(self) -> tuple[C, Session]:
         local = self._local
         pid = os.getpid()
-        if getattr(local, "pid", None) == pid and local.generation == self._generation:
-            return local.connection
-        stale, local.connection = getattr(local, "connection", None), None
+        if getattr(local, "pid", None) == pid and local.generation == self._generation and local.connection is not None:
+            return local.connection, local.session
+        stale = getattr(local, "connection", None)
         if stale is not None and local.pid != pid:
+            # Inherited across fork(): kept referenced so the child never closes (and so never unlocks, checkpoints
+            # or ends the server session of) a handle that belongs to its parent.
             _inherited.append(stale)
             self._connections = []
-        elif stale is not None:
-            with self._lock:
-                self._connections.remove(stale)
-            stale.close()
-        local.connection = self._open()
+            local.connection = None
+        self._drop_connection()
+        local.connection, local.session = self._open()
         local.pid, local.generation = pid, self._generation
-        return local.connection
-
-    def _open(self) -> _Connection:
-        connection = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False, factory=_Connection
-        )
-        try:
-            # WAL lets readers run beside the one writer; it is stored in the file, so this is a no-op after
-            # the first process.
-            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                connection.execute("PRAGMA journal_mode = WAL")
-            for statement in _statements(_CONNECTION_SQL):
-                connection.execute(statement)
-        except BaseException:
-            connection.close()
-            raise
         with self._lock:
-            self._connections.append(connection)
-        return connection
+            self._connections.append(local.connection)
+        return local.connection, local.session
 
-    def _ensure_schema(self, connection: sqlite3.Connection) -> None:
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
+    def _drop_connection(self) -> None:
+        """Close this thread's connection, if it has one; the next use opens another."""
+        local = self._local
+        connection, local.connection = getattr(local, "connection", None), None
+        if connection is None:
             return
-        if version != 0:
-            raise SchemaVersionError(
-                f"state database {str(self.path)!r} has schema version {version}; "
-                f"this release reads version {SCHEMA_VERSION}"
-            )
-        if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-            raise StateDatabaseError(
-                f"{str(self.path)!r} is an SQLite database of something else, not a coordinator state file"
-            )
-        for statement in _statements(_load_sql("schema.sql")):
-            connection.execute(statement)
-        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+        self._close(connection)
+
+
+_inherited: list[Any] = []
+
+
+def open_store(location: str | os.PathLike[str]) -> Store:
+    """The store at location: a postgresql:// URL, or the path of a SQLite file."""
+    if is_postgres(location):
+        from .postgres_store import PostgresStore  # psycopg is an optional extra
+
+        return PostgresStore(str(location))
+    from .sqlite_store import SQLiteStore
+
+    return SQLiteStore(location)

@@ -8,7 +8,7 @@ import pytest
 os.environ.setdefault("COORDINATOR_HOME", tempfile.mkdtemp(prefix="coordinator-tests-"))
 from celery.app.trace import setup_worker_optimizations  # noqa: E402
 from celery.contrib.testing.worker import test_worker_started  # noqa: E402
-from helpers import TIMEOUT, ManualClock  # noqa: E402
+from helpers import BACKENDS, TIMEOUT, ManualClock, fresh_state  # noqa: E402
 
 from coordinator import WorkerCoordinator  # noqa: E402
 from tasks import signals  # noqa: E402
@@ -22,10 +22,25 @@ def clock():
     return ManualClock()
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each test that asks for state runs once on a SQLite file and once on PostgreSQL."""
+    return request.param
+
+
 @pytest.fixture
-def coordinator(tmp_path, clock):
-    """A coordinator on a fresh state file, judging staleness on the hand-moved clock."""
-    return WorkerCoordinator(str(tmp_path / "state.db"), heartbeat_timeout=TIMEOUT, clock=clock)
+def state_url(backend, tmp_path):
+    """Fresh, empty coordinator state on the backend: a file path or a postgresql:// URL."""
+    with fresh_state(backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def coordinator(state_url, clock):
+    """A coordinator on fresh state, judging staleness on the hand-moved clock."""
+    coordinator = WorkerCoordinator(state_url, heartbeat_timeout=TIMEOUT, clock=clock)
+    yield coordinator
+    coordinator.close()
 
 
 @pytest.fixture

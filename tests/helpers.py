@@ -1,8 +1,19 @@
-"""Shared by the tests: a clock the tests move by hand."""
+"""Shared by the tests: a clock the tests move by hand, and fresh state on either backend."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
 TIMEOUT = 5.0  # the heartbeat timeout of the coordinator fixture (conftest.py)
+BACKENDS = ["sqlite", "postgres"]
+# A database the tests may make throw-away schemas in: the machine's own PostgreSQL by default.
+POSTGRES_URL = os.environ.get("COORDINATOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 class ManualClock:
@@ -16,3 +27,58 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def service_missing(what: str, error: Exception) -> None:
+    """A service a test needs is down: a failure in CI (CI=true), a skip on a developer's machine."""
+    message = f"{what} is not reachable: {error}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _postgres_admin():
+    import psycopg
+
+    try:
+        return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        service_missing(f"PostgreSQL at {POSTGRES_URL}", error)
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL whose tables land in a new, empty schema of POSTGRES_URL's database; dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with _postgres_admin() as admin:
+        admin.execute(f'CREATE SCHEMA "{name}"')
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{name}"
+    finally:
+        with _postgres_admin() as admin:
+            admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@contextlib.contextmanager
+def fresh_state(backend: str, folder: Path) -> Iterator[str]:
+    """Where new, empty coordinator state lives: a SQLite file in folder, or a PostgreSQL schema."""
+    if backend == "postgres":
+        with postgres_schema() as url:
+            yield url
+    else:
+        yield str(folder / "state.db")
+
+
+def run_sql(state: str, sql: str) -> None:
+    """Change coordinator state behind its back, as another program (or a broken one) would."""
+    if state.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(state, autocommit=True) as connection:
+            connection.execute(sql)
+    else:
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(state)) as connection, connection:
+            connection.execute(sql)

@@ -2,7 +2,9 @@
 
 import sqlite3
 
+import psycopg
 import pytest
+from helpers import postgres_schema, run_sql
 
 from coordinator import (
     CoordinatorError,
@@ -19,8 +21,8 @@ BAD_IDS = ["", "   ", None, 42, b"bytes", "a\x00b", "\udc80"]
 
 
 @pytest.fixture
-def coordinator(tmp_path):
-    c = WorkerCoordinator(str(tmp_path / "state.db"))
+def coordinator(state_url):
+    c = WorkerCoordinator(state_url)
     c.register_worker("w")
     c.assign_work("w", "f")
     return c
@@ -136,6 +138,30 @@ def test_a_state_file_from_a_future_release_is_refused(tmp_path):
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION + 1}"):
         WorkerCoordinator(str(path))
+
+
+def test_another_applications_postgres_tables_are_refused_and_left_as_they_were():
+    with postgres_schema() as url:
+        run_sql(url, "CREATE TABLE workers (name text); INSERT INTO workers VALUES ('theirs')")
+        with pytest.raises(StateDatabaseError, match="tables named workers that are not a coordinator's"):
+            WorkerCoordinator(url)
+        with psycopg.connect(url) as connection:
+            assert connection.execute("SELECT * FROM workers").fetchall() == [("theirs",)]
+            assert connection.execute("SELECT to_regclass('assignments')").fetchone() == (None,)
+
+
+def test_a_postgres_schema_from_a_future_release_is_refused():
+    with postgres_schema() as url:
+        WorkerCoordinator(url).register_worker("w")
+        run_sql(url, f"UPDATE meta SET value = '{SCHEMA_VERSION + 1}' WHERE key = 'schema_version'")
+        with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION + 1}"):
+            WorkerCoordinator(url)
+
+
+def test_a_malformed_postgres_url_is_refused_without_its_password():
+    with pytest.raises(StateDatabaseError, match=r"not a valid URL") as raised:
+        WorkerCoordinator("postgresql://me:secret@127.0.0.1:5432/db?nosuchoption=1")
+    assert "secret" not in str(raised.value)
 
 
 def test_every_error_is_a_coordinator_error():

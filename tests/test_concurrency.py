@@ -1,8 +1,7 @@
-"""Many real processes on one SQLite file: nothing locked escapes, every file ends with exactly one owner."""
+"""Many real processes on one state (SQLite file, PostgreSQL): nothing locked escapes, every file has one owner."""
 
 import contextlib
 import multiprocessing
-import os
 import signal
 import subprocess
 import sys
@@ -63,8 +62,8 @@ def owners_by_file(coordinator):
     return owners
 
 
-def test_twelve_processes_register_heartbeat_and_assign_at_once(tmp_path):
-    coordinator = WorkerCoordinator(str(tmp_path / "state.db"), heartbeat_timeout=30)
+def test_twelve_processes_register_heartbeat_and_assign_at_once(state_url):
+    coordinator = WorkerCoordinator(state_url, heartbeat_timeout=30)
     barrier = fork.Barrier(PROCESSES)
 
     start_all(churn, [(coordinator, i, barrier) for i in range(PROCESSES)])
@@ -91,8 +90,8 @@ def race(coordinator, barrier, results, kind):
 
 
 @pytest.mark.parametrize("racers", [("reap", "reap"), ("reap", "redistribute"), ("redistribute", "redistribute")])
-def test_concurrent_reaps_and_redistributions_move_each_file_once(tmp_path, racers):
-    coordinator = WorkerCoordinator(str(tmp_path / "state.db"), heartbeat_timeout=0.5)
+def test_concurrent_reaps_and_redistributions_move_each_file_once(state_url, racers):
+    coordinator = WorkerCoordinator(state_url, heartbeat_timeout=0.5)
     for worker in [*DEAD, "live-1", "live-2"]:
         coordinator.register_worker(worker)
     files = [f"{worker}/f{i}" for worker in DEAD for i in range(150)]
@@ -111,7 +110,9 @@ def test_concurrent_reaps_and_redistributions_move_each_file_once(tmp_path, race
     owners = owners_by_file(coordinator)
     assert sorted(owners) == sorted(files)
     assert all(o in (["live-1"], ["live-2"]) for o in owners.values())
-    assert coordinator.reap().moves == []
+    coordinator.record_heartbeat("live-1")
+    coordinator.record_heartbeat("live-2")
+    assert coordinator.reap().moves == [], "nothing is left to move"
 
 
 CRASH_AFTER_ASSIGN = """
@@ -125,10 +126,8 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_an_acknowledged_assignment_survives_a_kill_9_of_its_process(tmp_path):
-    path = str(tmp_path / "state.db")
-    child = subprocess.run([sys.executable, "-c", CRASH_AFTER_ASSIGN, path], capture_output=True, text=True)
+def test_an_acknowledged_assignment_survives_a_kill_9_of_its_process(state_url):
+    child = subprocess.run([sys.executable, "-c", CRASH_AFTER_ASSIGN, state_url], capture_output=True, text=True)
     assert child.returncode == -signal.SIGKILL
     assert child.stdout == "assigned\n"
-    assert os.path.exists(path)
-    assert WorkerCoordinator(path).get_worker_assignments("w") == ["acknowledged"]
+    assert WorkerCoordinator(state_url).get_worker_assignments("w") == ["acknowledged"]

@@ -1,11 +1,10 @@
 """Poison quarantine, clock safety, hostile ids and file permissions, on real state files."""
 
-import sqlite3
 import stat
 import time
 
 import pytest
-from helpers import TIMEOUT  # the clock and coordinator fixtures are in conftest.py
+from helpers import TIMEOUT, run_sql  # the clock and coordinator fixtures are in conftest.py
 
 from coordinator import (
     FileQuarantinedError,
@@ -106,8 +105,7 @@ def test_a_wall_clock_jump_neither_kills_nor_immortalizes(coordinator, clock, mo
 
 def test_a_heartbeat_from_the_future_does_not_make_a_worker_immortal(coordinator, clock):
     coordinator.register_worker("w")
-    with sqlite3.connect(coordinator.db_path) as conn:
-        conn.execute("UPDATE workers SET last_seen = last_seen + 1e6")
+    run_sql(coordinator.db_path, "UPDATE workers SET last_seen = last_seen + 1e6")
 
     assert coordinator.detect_dead_workers() == ["w"]
     assert coordinator.reap().declared_dead == ["w"]
@@ -119,8 +117,7 @@ def test_after_a_reboot_every_worker_of_the_old_boot_counts_as_silent(tmp_path, 
     coordinator.register_worker("w")
     coordinator.assign_work("w", "f")
     coordinator.mark_dispatched(coordinator.claim_dispatches(lease=10), resend_after=600)
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = 'an-earlier-boot' WHERE key = 'boot_id'")
+    run_sql(path, "UPDATE meta SET value = 'an-earlier-boot' WHERE key = 'boot_id'")
 
     after = WorkerCoordinator(path, TIMEOUT, clock=clock)
 

@@ -1,12 +1,12 @@
-"""The seed's own three test cases, as the seed states them, on a real SQLite file and the real clock."""
+"""The seed's own three test cases, as the seed states them, on both backends and the real clock."""
 
 import time
 
 from coordinator import WorkerCoordinator
 
 
-def test_worker_registers_and_heartbeats_update_its_timestamp(tmp_path):
-    coordinator = WorkerCoordinator(str(tmp_path / "state.db"), heartbeat_timeout=5.0)
+def test_worker_registers_and_heartbeats_update_its_timestamp(state_url):
+    coordinator = WorkerCoordinator(state_url, heartbeat_timeout=5.0)
     coordinator.register_worker("worker-1")
     registered = coordinator.get_worker("worker-1").last_heartbeat
 
@@ -17,8 +17,8 @@ def test_worker_registers_and_heartbeats_update_its_timestamp(tmp_path):
     assert coordinator.detect_dead_workers() == []
 
 
-def test_workers_silent_past_the_timeout_are_detected_as_dead(tmp_path):
-    coordinator = WorkerCoordinator(str(tmp_path / "state.db"), heartbeat_timeout=0.5)
+def test_workers_silent_past_the_timeout_are_detected_as_dead(state_url):
+    coordinator = WorkerCoordinator(state_url, heartbeat_timeout=0.5)
     coordinator.register_worker("worker-1")
     coordinator.register_worker("worker-2")
 
@@ -28,8 +28,8 @@ def test_workers_silent_past_the_timeout_are_detected_as_dead(tmp_path):
     assert coordinator.detect_dead_workers() == ["worker-1"]
 
 
-def test_files_of_a_dead_worker_are_redistributed_to_active_workers(tmp_path):
-    coordinator = WorkerCoordinator(str(tmp_path / "state.db"), heartbeat_timeout=0.5)
+def test_files_of_a_dead_worker_are_redistributed_to_active_workers(state_url):
+    coordinator = WorkerCoordinator(state_url, heartbeat_timeout=0.5)
     coordinator.register_worker("worker-1")
     coordinator.register_worker("worker-2")
     for file_id in ("file-a", "file-b", "file-c"):

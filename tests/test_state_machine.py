@@ -4,7 +4,7 @@ import contextlib
 import tempfile
 from pathlib import Path
 
-from helpers import ManualClock
+from helpers import ManualClock, fresh_state
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -17,19 +17,21 @@ FILES = st.sampled_from([f"f{i}" for i in range(12)])
 
 
 class Ownership(RuleBasedStateMachine):
+    backend = "sqlite"
+
     def __init__(self):
         super().__init__()
-        self.folder = tempfile.TemporaryDirectory()
+        self.resources = contextlib.ExitStack()
+        folder = Path(self.resources.enter_context(tempfile.TemporaryDirectory()))
+        state = self.resources.enter_context(fresh_state(self.backend, folder))
         self.clock = ManualClock()
-        self.coordinator = WorkerCoordinator(
-            str(Path(self.folder.name) / "state.db"), heartbeat_timeout=TIMEOUT, clock=self.clock
-        )
+        self.coordinator = WorkerCoordinator(state, heartbeat_timeout=TIMEOUT, clock=self.clock)
         self.assigned: set[str] = set()
         self.epochs: dict[str, int] = {}
 
     def teardown(self):
         self.coordinator.close()
-        self.folder.cleanup()
+        self.resources.close()
 
     def owners(self):
         owners = {}
@@ -117,5 +119,11 @@ class Ownership(RuleBasedStateMachine):
             self.epochs[file_id] = epoch
 
 
-Ownership.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
-test_ownership = Ownership.TestCase
+class PostgresOwnership(Ownership):
+    backend = "postgres"
+
+
+SETTINGS = settings(max_examples=150, stateful_step_count=40, deadline=None)
+Ownership.TestCase.settings = PostgresOwnership.TestCase.settings = SETTINGS
+test_ownership_on_sqlite = Ownership.TestCase
+test_ownership_on_postgres = PostgresOwnership.TestCase

@@ -1,5 +1,7 @@
--- Every statement the coordinator runs, by name (store.QUERIES). Parameters are named unless noted.
--- :now is the wall clock (for people); :seen, :cutoff and :ceiling are on the machine's monotonic clock.
+-- The statements both dialects run alike, by name; sqlite/queries.sql and postgres/queries.sql hold those that
+-- differ (store.dialect_queries). Parameters are named unless noted. :now is the wall clock (for people); :seen,
+-- :cutoff and :ceiling are on the clock staleness is judged on (Session.clock).
+-- A parameter tested with IS NULL is CAST: PostgreSQL cannot tell the type of a bare NULL.
 
 -- name: get_meta
 SELECT value FROM meta WHERE key = :key;
@@ -20,7 +22,7 @@ UPDATE assignments SET resend_at = 0 WHERE state = 'pending';
 INSERT INTO workers (worker_id, status, incarnation, registered_at, last_heartbeat, status_changed_at, last_seen)
 VALUES (:worker_id, 'active', 1, :now, :now, :now, :seen)
 ON CONFLICT (worker_id) DO UPDATE SET
-    status = 'active', incarnation = incarnation + 1,
+    status = 'active', incarnation = workers.incarnation + 1,
     registered_at = :now, last_heartbeat = :now, status_changed_at = :now, last_seen = :seen
 RETURNING incarnation;
 
@@ -64,14 +66,6 @@ FROM workers w
 WHERE w.status = 'active' AND w.last_seen BETWEEN :cutoff AND :ceiling
 ORDER BY w.worker_id;
 
--- name: files_of_worker
-SELECT seq, file_id, epoch, state, started_at, worker_losses
-FROM assignments WHERE worker_id = :worker_id ORDER BY seq;
-
--- name: orphaned_files
-SELECT seq, file_id, epoch, state, started_at, worker_losses
-FROM assignments WHERE worker_id IS NULL AND state = 'orphaned' ORDER BY seq;
-
 -- name: clear_moves
 DELETE FROM moving;
 
@@ -98,7 +92,7 @@ FROM assignments WHERE file_id = :file_id;
 -- name: list_files
 SELECT seq, file_id, worker_id, state, epoch, assigned_at, updated_at, size, sha256, error, worker_losses
 FROM assignments
-WHERE (:worker_id IS NULL OR worker_id = :worker_id) AND (:state IS NULL OR state = :state)
+WHERE (CAST(:worker_id AS TEXT) IS NULL OR worker_id = :worker_id) AND (CAST(:state AS TEXT) IS NULL OR state = :state)
 ORDER BY seq;
 
 -- name: count_files
@@ -106,7 +100,7 @@ SELECT worker_id, state, count(*), sum(epoch - 1) FROM assignments GROUP BY work
 
 -- name: insert_file
 INSERT INTO assignments (file_id, worker_id, state, epoch, assigned_at, updated_at)
-VALUES (:file_id, :worker_id, CASE WHEN :worker_id IS NULL THEN 'orphaned' ELSE 'pending' END, 1, :now, :now);
+VALUES (:file_id, :worker_id, CASE WHEN CAST(:worker_id AS TEXT) IS NULL THEN 'orphaned' ELSE 'pending' END, 1, :now, :now);
 
 -- name: assignments_of_worker
 SELECT file_id FROM assignments WHERE worker_id = :worker_id ORDER BY seq;
@@ -117,20 +111,6 @@ UPDATE assignments SET started_at = :now WHERE file_id = :file_id;
 -- name: finish_file
 UPDATE assignments SET state = :state, updated_at = :now, size = :size, sha256 = :sha256, error = :error
 WHERE file_id = :file_id;
-
--- name: claim_dispatches
--- Claimed in the same statement that finds them, so two senders never send the same message. CROSS JOIN keeps
--- assignments as the outer loop: the scan runs on the small assignments_owed index, not over every file of
--- every active worker.
-UPDATE assignments SET resend_at = :until
-WHERE seq IN (
-    SELECT a.seq FROM assignments a CROSS JOIN workers w ON w.worker_id = a.worker_id
-    WHERE a.state = 'pending' AND a.resend_at <= :seen AND w.status = 'active'
-        AND (:file_id IS NULL OR a.file_id = :file_id)
-    ORDER BY a.resend_at
-    LIMIT :limit
-)
-RETURNING file_id, worker_id, epoch;
 
 -- name: mark_dispatched
 UPDATE assignments SET resend_at = :until
