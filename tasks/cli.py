@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from coordinator import CoordinatorError, FileState, WorkerCoordinator, WorkerStatus
+from coordinator.store import is_postgres
 
 
 class State:
@@ -22,12 +23,12 @@ class State:
 
         self.app = app
         if db is not None:
-            app.conf.coordinator_db = str(Path(db).absolute())
+            app.conf.coordinator_db = db if is_postgres(db) else str(Path(db).absolute())
         self.db = app.conf.coordinator_db
 
     def coordinator(self) -> WorkerCoordinator:
-        """The state file, which must exist already: reading commands never create one."""
-        if not Path(self.db).exists():
+        """The state, which must exist already: reading commands never create a state file."""
+        if not is_postgres(self.db) and not Path(self.db).exists():
             raise click.ClickException(f"no state database at {self.db} yet: start a worker or assign files first")
         from tasks.state import coordinator_of
 
@@ -38,7 +39,7 @@ pass_state = click.make_pass_decorator(State)
 
 
 @click.group()
-@click.option("--db", type=click.Path(dir_okay=False), help="The state file (default: COORDINATOR_DB).")
+@click.option("--db", help="The state file or postgresql:// URL (default: COORDINATOR_DB).")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None) -> None:
     """Dead-worker recovery for Celery: look at and steer the coordinator's state."""

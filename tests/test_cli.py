@@ -6,7 +6,6 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,15 +14,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import run_sql
 
 from coordinator import FileState, WorkerCoordinator
 from tasks.cli import cli
 
 
 @pytest.fixture
-def state(tmp_path):
-    """A state file with two live workers, one silent worker, and files in several states."""
-    db = str(tmp_path / "state.db")
+def state(state_url):
+    """State with two live workers, one silent worker, and files in several states."""
+    db = state_url
     coordinator = WorkerCoordinator(db, heartbeat_timeout=5.0)
     for worker in ("w1@host", "w2@host", "silent@host"):
         coordinator.register_worker(worker)
@@ -33,11 +33,11 @@ def state(tmp_path):
     coordinator.assign_work("w2@host", "c")
     coordinator.fail("c", "w2@host", 1, error="FileNotFoundError: gone")
     coordinator.assign_work("silent@host", "d")
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "UPDATE workers SET last_heartbeat = last_heartbeat - 60, last_seen = last_seen - 60 WHERE worker_id = ?",
-            ("silent@host",),
-        )
+    run_sql(
+        db,
+        "UPDATE workers SET last_heartbeat = last_heartbeat - 60, last_seen = last_seen - 60 "
+        "WHERE worker_id = 'silent@host'",
+    )
     return db, coordinator
 
 

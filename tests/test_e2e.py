@@ -1,14 +1,14 @@
-"""End to end: real celery workers and beat on each broker, real kill -9, SIGTERM and SIGSTOP."""
+"""End to end: real celery workers and beat on each broker and state backend, real kill -9, SIGTERM and SIGSTOP."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import socket
 import uuid
 
 import pytest
+from helpers import service_missing
 
 from coordinator import WorkerStatus
 from tasks.cluster import BROKER_PORTS as SERVICE_PORTS
@@ -27,14 +27,11 @@ def require_service(name: str) -> None:
     try:
         socket.create_connection(("127.0.0.1", SERVICE_PORTS[name]), timeout=2).close()
     except OSError as error:
-        message = f"{name} is not reachable on 127.0.0.1:{SERVICE_PORTS[name]}: {error}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        service_missing(f"{name} on 127.0.0.1:{SERVICE_PORTS[name]}", error)
 
 
 @pytest.fixture(params=list(BROKERS))
-def cluster(request, tmp_path):
+def cluster(request, tmp_path, state_url):
     if BROKERS[request.param]:
         require_service(request.param)
     cluster = LocalCluster(
@@ -43,7 +40,7 @@ def cluster(request, tmp_path):
         heartbeat_timeout=TIMEOUT,
         heartbeat_interval=INTERVAL,
         reap_interval=REAP,
-        env={"COORDINATOR_FAULTS_DIR": str(tmp_path / "faults")},
+        env={"COORDINATOR_FAULTS_DIR": str(tmp_path / "faults"), "COORDINATOR_DB": state_url},
     )
     (tmp_path / "faults").mkdir()
     cluster.faults = tmp_path / "faults"

@@ -20,7 +20,7 @@ TIMEOUT = 1.0
 
 
 @pytest.fixture
-def celery_config(tmp_path):
+def celery_config(tmp_path, state_url):
     (tmp_path / "source").mkdir()
     return {
         "broker_url": "memory://",
@@ -28,7 +28,7 @@ def celery_config(tmp_path):
         "worker_direct": True,
         "task_serializer": "json",
         "accept_content": ["json"],
-        "coordinator_db": str(tmp_path / "state.db"),
+        "coordinator_db": state_url,
         "coordinator_source_dir": str(tmp_path / "source"),
         "coordinator_cache_dir": str(tmp_path / "cache"),
         "coordinator_heartbeat_timeout": TIMEOUT,
