@@ -72,12 +72,12 @@ class LocalCluster:
         """The Celery node name, and so the coordinator's worker id, of the worker called name."""
         return f"{name}@{self.host}"
 
-    def _spawn(self, name: str, *arguments: str) -> subprocess.Popen:
+    def _spawn(self, name: str, *arguments: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it from here
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tasks", *arguments],
             cwd=self.home,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -88,8 +88,8 @@ class LocalCluster:
         self._started.append(process)
         return process
 
-    def start_worker(self, name: str, *, wait: float = 30.0) -> str:
-        """Start a worker and wait until it has registered; returns its worker id."""
+    def start_worker(self, name: str, *, wait: float = 30.0, env: dict[str, str] | None = None) -> str:
+        """Start a worker (env overrides settings) and wait until it has registered; returns its worker id."""
         started = time.time()
         node = self.node(name)
         self._spawn(
@@ -103,6 +103,7 @@ class LocalCluster:
             "info",
             "--without-mingle",
             "--without-gossip",
+            env=env,
         )
 
         def registered() -> bool:
@@ -112,9 +113,9 @@ class LocalCluster:
         self.wait_until(registered, wait, f"worker {node} to register", watch=name)
         return node
 
-    def start_beat(self) -> None:
-        """Start celery beat, which schedules reap_dead_workers."""
-        self._spawn("beat", "beat", "-s", str(self.home / "beat-schedule"), "-l", "info")
+    def start_beat(self, *, env: dict[str, str] | None = None) -> None:
+        """Start celery beat, which schedules reap_dead_workers (env overrides settings)."""
+        self._spawn("beat", "beat", "-s", str(self.home / "beat-schedule"), "-l", "info", env=env)
 
     def make_sample_files(self, count: int, *, prefix: str = "batch/file-", seed: int = 7) -> dict[str, str]:
         """Write count source files of mixed sizes; returns their sha256 by file id."""
