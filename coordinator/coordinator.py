@@ -114,7 +114,7 @@ def _move(db: Session, moves: Iterable[tuple[int, str | None, FileState, int]], 
     """Give each file (seq, new owner or None, new state, worker losses) its new owner; raises its epoch and
     owes the owner a cache_file message."""
     db.execute("clear_moves")
-    db.executemany("stage_move", ((seq, to, state.value, losses) for seq, to, state, losses in moves))
+    db.load("stage_move", ((seq, to, state.value, losses) for seq, to, state, losses in moves))
     db.execute("apply_moves", {"now": now})
 
 

@@ -64,6 +64,11 @@ class PostgresSession:
         with self.connection.cursor() as cursor:
             cursor.executemany(QUERIES[name], rows)
 
+    def load(self, name: str, rows: Iterable[tuple]) -> None:
+        with self.connection.cursor() as cursor, cursor.copy(QUERIES[name]) as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def clock(self) -> tuple[float, float]:
         return self.now, self.now
 

@@ -53,6 +53,8 @@ class SQLiteSession:
     def executemany(self, name: str, rows: Iterable[Any]) -> None:
         self.connection.executemany(QUERIES[name], rows)
 
+    load = executemany
+
     def clock(self) -> tuple[float, float]:
         return time.time(), time.monotonic()
 

@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from coordinator import FileState, WorkerCoordinator
@@ -24,6 +25,24 @@ LOCAL_BROKERS = {
     "amqp": "amqp://guest:guest@127.0.0.1:5672//",
 }
 BROKER_PORTS = {"redis": 6379, "amqp": 5672}
+# A PostgreSQL database the tests and benchmarks may make throw-away schemas in: this machine's by default.
+LOCAL_POSTGRES = os.environ.get("COORDINATOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def postgres_schema(database: str = LOCAL_POSTGRES) -> Iterator[str]:
+    """A URL whose tables land in a new, empty schema of database; the schema is dropped afterwards."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(database, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE SCHEMA "{name}"')
+    separator = "&" if "?" in database else "?"
+    try:
+        yield f"{database}{separator}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(database, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
 class LocalCluster:

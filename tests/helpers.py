@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tasks import cluster
+
 TIMEOUT = 5.0  # the heartbeat timeout of the coordinator fixture (conftest.py)
 BACKENDS = ["sqlite", "postgres"]
-# A database the tests may make throw-away schemas in: the machine's own PostgreSQL by default.
-POSTGRES_URL = os.environ.get("COORDINATOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = cluster.LOCAL_POSTGRES
 
 
 class ManualClock:
@@ -37,27 +37,17 @@ def service_missing(what: str, error: Exception) -> None:
     pytest.skip(message)
 
 
-def _postgres_admin():
-    import psycopg
-
-    try:
-        return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        service_missing(f"PostgreSQL at {POSTGRES_URL}", error)
-
-
 @contextlib.contextmanager
 def postgres_schema() -> Iterator[str]:
     """A URL whose tables land in a new, empty schema of POSTGRES_URL's database; dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with _postgres_admin() as admin:
-        admin.execute(f'CREATE SCHEMA "{name}"')
-    separator = "&" if "?" in POSTGRES_URL else "?"
+    import psycopg
+
     try:
-        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{name}"
-    finally:
-        with _postgres_admin() as admin:
-            admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+        psycopg.connect(POSTGRES_URL, connect_timeout=5).close()
+    except psycopg.OperationalError as error:
+        service_missing(f"PostgreSQL at {POSTGRES_URL}", error)
+    with cluster.postgres_schema(POSTGRES_URL) as url:
+        yield url
 
 
 @contextlib.contextmanager

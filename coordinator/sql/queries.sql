@@ -69,11 +69,6 @@ ORDER BY w.worker_id;
 -- name: clear_moves
 DELETE FROM moving;
 
--- name: stage_move
--- Positional (seq, to_worker, state, worker_losses): staged once per file moved, where a dict per row costs more
--- than the insert.
-INSERT INTO moving (seq, to_worker, state, worker_losses) VALUES (?, ?, ?, ?);
-
 -- name: apply_moves
 -- One statement for every staged change of owner: far cheaper than one UPDATE per file.
 UPDATE assignments SET

@@ -25,6 +25,10 @@ WHERE seq IN (
 )
 RETURNING file_id, worker_id, epoch;
 
+-- name: stage_move
+-- COPY: one stream for every file moved, rows of (seq, to_worker, state, worker_losses).
+COPY moving (seq, to_worker, state, worker_losses) FROM STDIN;
+
 -- name: coordinator_tables
 -- Tables by the coordinator's names in the connection's current schema: none in a new database.
 SELECT tablename FROM pg_tables

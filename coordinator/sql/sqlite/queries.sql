@@ -21,3 +21,8 @@ WHERE seq IN (
     LIMIT :limit
 )
 RETURNING file_id, worker_id, epoch;
+
+-- name: stage_move
+-- Positional (seq, to_worker, state, worker_losses): staged once per file moved, where a dict per row costs more
+-- than the insert.
+INSERT INTO moving (seq, to_worker, state, worker_losses) VALUES (?, ?, ?, ?);
