@@ -3,73 +3,122 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from common import save, table, target
 
 from coordinator import WorkerCoordinator
+from coordinator.store import is_postgres
 
 STALE = 3600.0  # how long ago the dead worker last beat
 
 
-def prepared(path: Path, files: int, live: int, silent: int = 1) -> WorkerCoordinator:
-    """A state file with silent workers holding files between them, and live idle workers.
+# Fresh, empty state for one measurement: a context manager giving a file path or a postgresql:// URL.
+FreshState = Callable[[], AbstractContextManager[str]]
 
-    The rows are bulk-inserted with plain SQL: going through assign_work would time the set-up, not the reap.
-    """
-    coordinator = WorkerCoordinator(str(path), heartbeat_timeout=5.0)
-    now, seen = time.time(), time.monotonic()
-    with sqlite3.connect(path, isolation_level=None) as connection:
+
+def sqlite_files(folder: Path) -> FreshState:
+    """A new state file in folder at each call."""
+    return lambda: contextlib.nullcontext(str(folder / f"state-{time.monotonic_ns()}.db"))
+
+
+def _insert(state: str, workers: list[tuple], files: Iterable[tuple]) -> None:
+    if is_postgres(state):
+        import psycopg
+
+        with psycopg.connect(state, autocommit=True) as connection, connection.transaction():
+            with connection.cursor().copy("COPY workers FROM STDIN") as copy:
+                for row in workers:
+                    copy.write_row(row)
+            columns = "file_id, worker_id, state, epoch, assigned_at, updated_at, resend_at"
+            with connection.cursor().copy(f"COPY assignments ({columns}) FROM STDIN") as copy:
+                for worker_id, file_id, now in files:
+                    copy.write_row((worker_id, file_id, "cached", 1, now, now, now))
+        return
+    with contextlib.closing(sqlite3.connect(state, isolation_level=None)) as connection:
         connection.execute("BEGIN")
-        connection.executemany(
-            "INSERT INTO workers VALUES (?, 'active', 1, ?, ?, ?, ?)",
-            [(f"silent-{i}", now - STALE, now - STALE, now - STALE, seen - STALE) for i in range(silent)]
-            + [(f"live-{i}", now, now, now, seen) for i in range(live)],
-        )
+        connection.executemany("INSERT INTO workers VALUES (?, 'active', 1, ?, ?, ?, ?)", workers)
         connection.executemany(
             "INSERT INTO assignments (file_id, worker_id, state, epoch, assigned_at, updated_at, resend_at)"
             " VALUES (?, ?, 'cached', 1, ?, ?, ?)",
-            ((f"file-{i:07}", f"silent-{i % silent}", now, now, now) for i in range(files)),
+            ((file_id, worker_id, now, now, now) for file_id, worker_id, now in files),
         )
         connection.execute("COMMIT")
+
+
+def prepared(state: str, files: int, live: int, silent: int = 1) -> WorkerCoordinator:
+    """State with silent workers holding files between them, and live idle workers.
+
+    The rows are bulk-inserted with plain SQL: going through assign_work would time the set-up, not the reap.
+    """
+    coordinator = WorkerCoordinator(state, heartbeat_timeout=5.0)
+    now = time.time()
+    # Staleness is judged on the monotonic clock for a file, on the server's wall clock (this machine's) for PostgreSQL.
+    seen = now if is_postgres(state) else time.monotonic()
+    if is_postgres(state):
+        workers = [
+            (f"silent-{i}", "active", 1, now - STALE, now - STALE, now - STALE, seen - STALE) for i in range(silent)
+        ]
+        workers += [(f"live-{i}", "active", 1, now, now, now, seen) for i in range(live)]
+    else:
+        workers = [(f"silent-{i}", now - STALE, now - STALE, now - STALE, seen - STALE) for i in range(silent)]
+        workers += [(f"live-{i}", now, now, now, seen) for i in range(live)]
+    _insert(state, workers, ((f"file-{i:07}", f"silent-{i % silent}", now) for i in range(files)))
     return coordinator
 
 
-def time_reap(folder: Path, files: int, live: int, repeats: int = 1) -> float:
-    """Median seconds of reap() moving files off one silent worker onto live ones, each on a fresh file."""
+def time_reap(fresh: FreshState, files: int, live: int, repeats: int = 1) -> float:
+    """Median seconds of reap() moving files off one silent worker onto live ones, each on fresh state."""
     times = []
     for _ in range(repeats):
-        coordinator = prepared(folder / f"reap-{files}-{live}-{time.monotonic_ns()}.db", files, live)
-        for i in range(live):  # a large set-up outlasts the timeout: the live workers beat once more
-            coordinator.record_heartbeat(f"live-{i}")
-        began = time.perf_counter()
-        report = coordinator.reap()
-        times.append(time.perf_counter() - began)
+        with fresh() as state:
+            coordinator = prepared(state, files, live)
+            for i in range(live):  # a large set-up outlasts the timeout: the live workers beat once more
+                coordinator.record_heartbeat(f"live-{i}")
+            began = time.perf_counter()
+            report = coordinator.reap()
+            times.append(time.perf_counter() - began)
+            coordinator.close()
         assert len(report.moves) == files and report.declared_dead == ["silent-0"]
     return statistics.median(times)
 
 
-def time_idle_reap(folder: Path, files: int, repeats: int = 20) -> float:
+def time_idle_reap(fresh: FreshState, files: int, repeats: int = 20) -> float:
     """Seconds of a reap that finds nobody dead, with files owned by live workers: what beat pays every period."""
-    coordinator = prepared(folder / f"idle-{files}.db", files, 10)
-    coordinator.reap()  # moves the silent worker's files once; what follows is idle
-    began = time.perf_counter()
-    for _ in range(repeats):
-        assert coordinator.reap().moves == []
-    return (time.perf_counter() - began) / repeats
+    with fresh() as state:
+        coordinator = prepared(state, files, 10)
+        for i in range(10):
+            coordinator.record_heartbeat(f"live-{i}")
+        coordinator.reap()  # moves the silent worker's files once; what follows is idle
+        for i in range(10):  # the move may outlast the timeout: the live workers beat once more
+            coordinator.record_heartbeat(f"live-{i}")
+        began = time.perf_counter()
+        for _ in range(repeats):
+            assert coordinator.reap().moves == []
+        elapsed = (time.perf_counter() - began) / repeats
+        coordinator.close()
+    return elapsed
 
 
-def time_detection(folder: Path, workers: int, repeats: int = 20) -> float:
-    coordinator = prepared(folder / f"detect-{workers}.db", 0, workers - workers // 10, silent=workers // 10)
+def time_detection(fresh: FreshState, workers: int, repeats: int = 20) -> float:
+    with fresh() as state:
+        return _time_detection(prepared(state, 0, workers - workers // 10, silent=workers // 10), workers, repeats)
+
+
+def _time_detection(coordinator: WorkerCoordinator, workers: int, repeats: int) -> float:
     began = time.perf_counter()
     for _ in range(repeats):
         found = coordinator.detect_dead_workers()
     elapsed = (time.perf_counter() - began) / repeats
     assert len(found) == workers // 10
+    coordinator.close()
     return elapsed
 
 
@@ -79,14 +128,14 @@ def main(quick: bool = False) -> dict:
     worker_counts = [10, 1_000, 10_000]
     results: dict = {"reap": {}, "reap_by_live_workers": {}, "detect": {}}  # reap: median of 3 up to 100k
     with tempfile.TemporaryDirectory() as name:
-        folder = Path(name)
+        fresh = sqlite_files(Path(name))
         for files in sizes:
-            results["reap"][files] = time_reap(folder, files, 10, repeats=3 if files <= 100_000 else 1)
-        results["idle_reap"] = time_idle_reap(folder, sizes[-1])
+            results["reap"][files] = time_reap(fresh, files, 10, repeats=3 if files <= 100_000 else 1)
+        results["idle_reap"] = time_idle_reap(fresh, sizes[-1])
         for live in live_counts:
-            results["reap_by_live_workers"][live] = time_reap(folder, 10_000, live)
+            results["reap_by_live_workers"][live] = time_reap(fresh, 10_000, live)
         for workers in worker_counts:
-            results["detect"][workers] = time_detection(folder, workers)
+            results["detect"][workers] = time_detection(fresh, workers)
 
     print("### reap(): one dead worker's files spread over live workers\n")
     base = results["reap"][sizes[0]] / sizes[0]

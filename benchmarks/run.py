@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import backends
 import event_loop
 import heartbeats
 import reap
@@ -17,7 +18,7 @@ def main() -> None:
     quick = parser.parse_args().quick
     started = time.monotonic()
     targets = []
-    for part in (heartbeats, reap, event_loop, recovery):
+    for part in (heartbeats, reap, backends, event_loop, recovery):
         targets += part.main(quick)["targets"]
         print()
     met = sum(t["met"] for t in targets)
