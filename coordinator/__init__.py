@@ -1,4 +1,4 @@
-"""Dead-worker recovery state: worker liveness and file ownership in one SQLite file shared by many processes."""
+"""Dead-worker recovery state: worker liveness and file ownership in SQLite or PostgreSQL, shared by many processes."""
 
 from .coordinator import WorkerCoordinator
 from .errors import (

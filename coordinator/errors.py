@@ -77,7 +77,7 @@ class FencedError(CoordinatorError):
 
 
 class StateDatabaseError(CoordinatorError):
-    """The SQLite state file is unusable, or stayed locked past the retry budget."""
+    """The state database is unusable, or stayed locked or unreachable past the retry budget."""
 
 
 class SchemaVersionError(StateDatabaseError):

@@ -49,7 +49,7 @@ class WorkerRecord:
     registered_at: float
     last_heartbeat: float
     status_changed_at: float
-    last_seen: float  # the machine's monotonic clock at the last heartbeat
+    last_seen: float  # the clock staleness is judged on, at the last heartbeat (WorkerCoordinator's clock)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 class HeartbeatWriter(threading.Thread):
-    """Writes a heartbeat each time the event loop proves alive, so the loop never waits on SQLite."""
+    """Writes a heartbeat each time the event loop proves alive, so the loop never waits on the state database."""
 
     def __init__(self, app: Celery, worker_id: str) -> None:
         super().__init__(name="coordinator-heartbeat", daemon=True)
