@@ -28,6 +28,7 @@ class Death:
     held: dict[str, int]  # file id -> its epoch at the time
     incarnation: int
     recovered_after: float | None = None
+    resumed: bool = False  # a stopped worker was sent SIGCONT
 
 
 @dataclass
@@ -149,6 +150,8 @@ class Soak:
                 continue
             if action == "stop":
                 self.cluster.signal(name, signal.SIGCONT)
+                node = self.cluster.node(name)
+                [d for d in self.report.deaths if d.worker == node][-1].resumed = True
             else:
                 process = self.cluster.processes[name]
                 if action == "term":
@@ -179,14 +182,18 @@ class Soak:
         """Cached on an active worker since the death, or failed because its source was deleted.
 
         Since the death: moved on to a new epoch, or kept by the victim's next incarnation (restarted under the
-        same name before anyone noticed, it keeps its files and its cache folder).
+        same name before anyone noticed, it keeps its files and its cache folder), or kept by a stopped victim that
+        was resumed before a reap noticed it (on a slow machine a pause a little past the timeout can be).
         """
         if record.state is FileState.FAILED:
             return self.sources[record.file_id] is None
         if record.state is not FileState.CACHED or workers[record.worker_id].status is not WorkerStatus.ACTIVE:
             return False
-        return record.epoch > epoch or (
-            record.worker_id == death.worker and workers[death.worker].incarnation > death.incarnation
+        if record.epoch > epoch:
+            return True
+        incarnation = workers[death.worker].incarnation
+        return record.worker_id == death.worker and (
+            incarnation > death.incarnation or (death.resumed and incarnation == death.incarnation)
         )
 
     def settle(self) -> None:
