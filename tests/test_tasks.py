@@ -35,6 +35,13 @@ def celery_config(tmp_path, state_url):
     }
 
 
+@pytest.fixture(autouse=True)
+def closes_its_connections(celery_app):
+    """The app's coordinator lives as long as the process: close its connections (a PostgreSQL server counts them)."""
+    yield
+    coordinator_of(celery_app).close()
+
+
 @pytest.fixture
 def source(celery_app):
     def write(file_id: str, data: bytes) -> str:
