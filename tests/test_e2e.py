@@ -110,15 +110,23 @@ def test_kill_9_of_a_worker_recaches_its_files_on_live_workers(cluster):
 
 
 def test_files_sent_to_a_worker_that_just_died_are_recovered_and_its_queue_emptied(cluster):
-    assign_all_and_wait(cluster)
-    victim = cluster.names[0]
-    cluster.signal(victim, signal.SIGKILL)
     more = {}
-    for i in range(30):  # the victim still looks alive for a while, so some of these are sent to its queue
+    for i in range(31):
         data = f"late file {i}".encode()
         (cluster.source_dir / f"late-{i}").write_bytes(data)
         more[f"late-{i}"] = hashlib.sha256(data).hexdigest()
-    cluster.assign(more)
+    assign_all_and_wait(cluster)
+    # An assigner that has assigned once already: its start-up is not part of the race with the reaper.
+    assigner = cluster.start_assigner()
+    assigner.stdin.write("late-0\n")
+    assigner.stdin.flush()
+    cluster.wait_until(lambda: any(f.file_id == "late-0" for f in cluster.coordinator.list_files()), 30, "the assigner")
+    victim = cluster.names[0]
+    cluster.signal(victim, signal.SIGKILL)
+    # The victim still looks alive for a while, so some of these are sent to its queue.
+    assigner.stdin.write("".join(f"late-{i}\n" for i in range(1, 31)))
+    assigner.stdin.close()
+    assert assigner.wait(60) == 0, cluster.log("assigner")
     cluster.files.update(more)
     sent_to_victim = [
         f for f in more if cluster.coordinator.get_file(f).epoch == 1 and owner_of(cluster, f) == cluster.node(victim)
