@@ -51,7 +51,7 @@ def main(quick: bool = False) -> dict:
 
     print("### SQLite against PostgreSQL (same machine, PostgreSQL on loopback; processes beating flat out)\n")
     rows = [
-        row(f"heartbeats/s, {n} processes flat out", lambda r, n=n: r["flat"][n]["rate"], "", digits=0)
+        row(f"heartbeats/s flat out, processes: {n}", lambda r, n=n: r["flat"][n]["rate"], "", digits=0)
         for n in (1, 4, 16)
     ]
     rows += [

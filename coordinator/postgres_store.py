@@ -109,17 +109,17 @@ class PostgresStore(Store[psycopg.Connection]):
         durable: bool,
     ) -> T:
         begin = "begin_read" if not write else "begin_write" if durable else "begin_write_lazy"
-        cursor = connection.execute(QUERIES[begin])
-        while cursor.nextset():
-            pass
-        session.now = cursor.fetchone()[0]  # type: ignore[attr-defined]
         try:
+            cursor = connection.execute(QUERIES[begin])
+            while cursor.nextset():
+                pass
+            session.now = cursor.fetchone()[0]  # type: ignore[attr-defined]
             result = work(session)
             connection.execute("COMMIT")
             return result
         except BaseException:
             if not connection.broken and connection.info.transaction_status != TransactionStatus.IDLE:
-                # On failure the connection is going anyway; the retry opens another.
+                # A ROLLBACK that fails too means the connection is broken: the retry opens another.
                 with contextlib.suppress(psycopg.Error):
                     connection.execute("ROLLBACK")
             raise
