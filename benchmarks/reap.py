@@ -44,7 +44,7 @@ def _insert(state: str, workers: list[tuple], files: Iterable[tuple]) -> None:
         return
     with contextlib.closing(sqlite3.connect(state, isolation_level=None)) as connection:
         connection.execute("BEGIN")
-        connection.executemany("INSERT INTO workers VALUES (?, 'active', 1, ?, ?, ?, ?)", workers)
+        connection.executemany("INSERT INTO workers VALUES (?, ?, ?, ?, ?, ?, ?)", workers)
         connection.executemany(
             "INSERT INTO assignments (file_id, worker_id, state, epoch, assigned_at, updated_at, resend_at)"
             " VALUES (?, ?, 'cached', 1, ?, ?, ?)",
@@ -62,14 +62,8 @@ def prepared(state: str, files: int, live: int, silent: int = 1) -> WorkerCoordi
     now = time.time()
     # Staleness is judged on the monotonic clock for a file, on the server's wall clock (this machine's) for PostgreSQL.
     seen = now if is_postgres(state) else time.monotonic()
-    if is_postgres(state):
-        workers = [
-            (f"silent-{i}", "active", 1, now - STALE, now - STALE, now - STALE, seen - STALE) for i in range(silent)
-        ]
-        workers += [(f"live-{i}", "active", 1, now, now, now, seen) for i in range(live)]
-    else:
-        workers = [(f"silent-{i}", now - STALE, now - STALE, now - STALE, seen - STALE) for i in range(silent)]
-        workers += [(f"live-{i}", now, now, now, seen) for i in range(live)]
+    workers = [(f"silent-{i}", "active", 1, now - STALE, now - STALE, now - STALE, seen - STALE) for i in range(silent)]
+    workers += [(f"live-{i}", "active", 1, now, now, now, seen) for i in range(live)]
     _insert(state, workers, ((f"file-{i:07}", f"silent-{i % silent}", now) for i in range(files)))
     return coordinator
 
@@ -108,17 +102,15 @@ def time_idle_reap(fresh: FreshState, files: int, repeats: int = 20) -> float:
 
 
 def time_detection(fresh: FreshState, workers: int, repeats: int = 20) -> float:
+    """Seconds of detect_dead_workers() over workers, a tenth of them silent."""
     with fresh() as state:
-        return _time_detection(prepared(state, 0, workers - workers // 10, silent=workers // 10), workers, repeats)
-
-
-def _time_detection(coordinator: WorkerCoordinator, workers: int, repeats: int) -> float:
-    began = time.perf_counter()
-    for _ in range(repeats):
-        found = coordinator.detect_dead_workers()
-    elapsed = (time.perf_counter() - began) / repeats
+        coordinator = prepared(state, 0, workers - workers // 10, silent=workers // 10)
+        began = time.perf_counter()
+        for _ in range(repeats):
+            found = coordinator.detect_dead_workers()
+        elapsed = (time.perf_counter() - began) / repeats
+        coordinator.close()
     assert len(found) == workers // 10
-    coordinator.close()
     return elapsed
 
 

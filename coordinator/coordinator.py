@@ -33,7 +33,7 @@ from .records import (
     WorkerRecord,
     WorkerStatus,
 )
-from .store import Session, is_postgres, open_store
+from .store import Session, open_store
 
 MAX_WORKER_ID_LENGTH = 255
 MAX_FILE_ID_LENGTH = 4096
@@ -143,7 +143,6 @@ class WorkerCoordinator:
         if not isinstance(db_path, (str, os.PathLike)) or not str(db_path).strip():
             raise InvalidArgumentError(f"db_path must be a file path or a postgresql:// URL, got {db_path!r}")
         self._clock = clock
-        self._db_path = db_path if is_postgres(db_path) else str(Path(db_path).expanduser().absolute())
         self._store = open_store(db_path)
         if self._store.local_clock:
             self._store.write(self._adopt_boot)
@@ -176,7 +175,7 @@ class WorkerCoordinator:
     @property
     def db_path(self) -> str:
         """The absolute path of the state file, or the PostgreSQL URL as given."""
-        return self._db_path
+        return self._store.db_path
 
     def close(self) -> None:
         """Close this process's connections to the state file."""

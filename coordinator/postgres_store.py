@@ -24,6 +24,7 @@ from .store import SCHEMA_VERSION, Failure, Session, Store, dialect_queries, loa
 T = TypeVar("T")
 
 QUERIES = dialect_queries("postgres", pyformat=True)
+_CONNECTION_SQL = load_sql("postgres", "connection.sql")
 # Defaults a URL may override. A link that goes quiet is given up within seconds, not the kernel's minutes, so a
 # worker cut off from the server reports it and reconnects instead of hanging in a read.
 CONNECT_DEFAULTS = {
@@ -80,6 +81,7 @@ class PostgresStore(Store[psycopg.Connection]):
 
     def __init__(self, url: str) -> None:
         super().__init__()
+        self.db_path = url
         self.location = repr(_without_password(url))
         try:
             options = conninfo_to_dict(url)
@@ -91,7 +93,7 @@ class PostgresStore(Store[psycopg.Connection]):
     def _open(self) -> tuple[psycopg.Connection, PostgresSession]:
         connection = psycopg.connect(**self._options, autocommit=True)
         try:
-            connection.execute(load_sql("postgres", "connection.sql"))
+            connection.execute(_CONNECTION_SQL)
         except BaseException:
             connection.close()
             raise

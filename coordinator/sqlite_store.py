@@ -67,7 +67,8 @@ class SQLiteStore(Store[_Connection]):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
         self.path = Path(path).expanduser().absolute()
-        self.location = repr(str(self.path))
+        self.db_path = str(self.path)
+        self.location = repr(self.db_path)
         if self.path.is_dir():
             raise StateDatabaseError(f"state database path {str(self.path)!r} is a directory")
         try:

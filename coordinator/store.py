@@ -79,11 +79,14 @@ _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 def dialect_queries(dialect: str, *, pyformat: bool = False) -> dict[str, str]:
-    """The shared queries (sql/queries.sql), with those of sql/<dialect>/queries.sql taking their names' place.
+    """The shared queries (sql/queries.sql) and those of sql/<dialect>/queries.sql; each name is in one of them.
 
     pyformat rewrites :name and ? parameters as %(name)s and %s, the only styles psycopg takes.
     """
-    queries = {**named_queries(load_sql("queries.sql")), **named_queries(load_sql(dialect, "queries.sql"))}
+    shared, own = named_queries(load_sql("queries.sql")), named_queries(load_sql(dialect, "queries.sql"))
+    if shared.keys() & own.keys():
+        raise ValueError(f"queries named both in queries.sql and {dialect}/queries.sql: {shared.keys() & own.keys()}")
+    queries = {**shared, **own}
     if pyformat:
         queries = {name: _NAMED.sub(r"%(\1)s", sql).replace("?", "%s") for name, sql in queries.items()}
     return queries
@@ -100,6 +103,8 @@ class Store(ABC, Generic[C]):
 
     #: True when staleness is judged on this machine's monotonic clock (so readings die with the boot).
     local_clock: bool
+    #: The absolute path of the file, or the URL as given.
+    db_path: str
     #: The path or URL, fit to show (no password).
     location: str
 

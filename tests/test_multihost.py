@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import uuid
 
 import pytest
@@ -104,5 +103,3 @@ def test_a_group_cut_off_is_declared_dead_its_files_recached_and_it_rejoins_fenc
     assert all(cluster.coordinator.get_worker_assignments(n) == [] for n in a), "a rejoined owning nothing"
     assert_every_file_cached_once_with_its_bytes(cluster, b)
     assert all(cluster.alive(n) for group in cluster.groups.values() for n in group), "no worker died of the cut"
-    for name in cluster.groups["a"]:
-        cluster.signal(name, signal.SIGTERM, group=False)
